@@ -1,0 +1,37 @@
+"""Command line: ``napari-ipnet demo | evaluate | train | fetch-weights``.
+
+Each sub-command lives in its own module exposing ``add_arguments(parser)`` and
+``run(args) -> int``; modules (and torch) are imported only for the command used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMANDS = {
+    "demo": ("napari_ipnet.demo", "open napari with the sample and the widget, or --headless OUTDIR"),
+    "evaluate": ("napari_ipnet.evaluation.cli", "DAVIS interactive protocol on a DAVIS folder or TIFF stacks"),
+    "train": ("napari_ipnet.training.cli", "train the default model (CPU or GPU), with checkpoints and resume"),
+    "fetch-weights": ("napari_ipnet.fetch", "download the original IPNet weights (non-commercial licence)"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="napari-ipnet", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module)
+        importlib.import_module(module).add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(importlib.import_module(args._module).run(args) or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

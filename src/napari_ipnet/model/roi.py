@@ -1,0 +1,102 @@
+"""Region of interest: box rule, warp into a fixed-size crop and back.
+
+All sampling uses ``align_corners=True``: pixel centre 0 maps to -1 and pixel
+centre ``size - 1`` maps to +1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+ROI_SIZE = 256
+MIN_SIDE = 128.0
+ENLARGE = 1.5
+MARGIN = 5.0
+THRESHOLD = 0.49
+
+
+@dataclass(frozen=True)
+class Box:
+    """A box in pixel coordinates (inclusive pixel centres), may extend past the frame."""
+
+    y0: float
+    x0: float
+    y1: float
+    x1: float
+
+    def clip_int(self, height: int, width: int) -> tuple[int, int, int, int]:
+        """Integer pixel bounds ``(y0, x0, y1, x1)`` (exclusive end) inside the frame."""
+        y0 = max(0, int(np.floor(self.y0)))
+        x0 = max(0, int(np.floor(self.x0)))
+        y1 = min(height, int(np.ceil(self.y1)) + 1)
+        x1 = min(width, int(np.ceil(self.x1)) + 1)
+        return y0, x0, max(y0, y1), max(x0, x1)
+
+
+def roi_box(maps: list[np.ndarray | None], height: int, width: int) -> Box:
+    """The ROI rule: bounding box of pixels >= 0.49 in the union of ``maps``.
+
+    Empty union -> the whole frame. Each side is grown to at least 128 px, the box
+    is enlarged 1.5x about its centre and clamped to ``[-5, size + 5]``.
+    """
+    union = None
+    for m in maps:
+        if m is None:
+            continue
+        fg = np.asarray(m) >= THRESHOLD
+        union = fg if union is None else (union | fg)
+    if union is None or not union.any():
+        y0, x0, y1, x1 = 0.0, 0.0, float(height - 1), float(width - 1)
+    else:
+        rows = np.flatnonzero(union.any(axis=1))
+        cols = np.flatnonzero(union.any(axis=0))
+        y0, y1 = float(rows[0]), float(rows[-1])
+        x0, x1 = float(cols[0]), float(cols[-1])
+    cy, cx = (y0 + y1) / 2.0, (x0 + x1) / 2.0
+    h = max(y1 - y0, MIN_SIDE) * ENLARGE
+    w = max(x1 - x0, MIN_SIDE) * ENLARGE
+    y0, y1 = cy - h / 2.0, cy + h / 2.0
+    x0, x1 = cx - w / 2.0, cx + w / 2.0
+    y0, x0 = max(y0, -MARGIN), max(x0, -MARGIN)
+    y1, x1 = min(y1, height + MARGIN), min(x1, width + MARGIN)
+    return Box(y0, x0, y1, x1)
+
+
+def _theta(box: Box, height: int, width: int, device, dtype) -> torch.Tensor:
+    """Affine matrix mapping ROI-normalised output coords to frame-normalised coords."""
+    sx = (box.x1 - box.x0) / max(width - 1, 1)
+    tx = (box.x0 + box.x1) / max(width - 1, 1) - 1.0
+    sy = (box.y1 - box.y0) / max(height - 1, 1)
+    ty = (box.y0 + box.y1) / max(height - 1, 1) - 1.0
+    return torch.tensor([[[sx, 0.0, tx], [0.0, sy, ty]]], device=device, dtype=dtype)
+
+
+def warp_in(x: torch.Tensor, box: Box, size: int = ROI_SIZE) -> torch.Tensor:
+    """Resample the box of ``x`` (1, C, H, W) to (1, C, size, size), zeros outside."""
+    _, c, h, w = x.shape
+    theta = _theta(box, h, w, x.device, x.dtype)
+    grid = F.affine_grid(theta, [1, c, size, size], align_corners=True)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+
+
+def warp_out(
+    p: torch.Tensor, box: Box, height: int, width: int
+) -> tuple[tuple[int, int, int, int], torch.Tensor]:
+    """Warp an ROI map ``p`` (1, C, s, s) back onto the frame, only inside the box.
+
+    Returns the integer crop ``(y0, x0, y1, x1)`` in the frame and the map over that
+    crop (1, C, y1 - y0, x1 - x0); the frame is zero outside it.
+    """
+    y0, x0, y1, x1 = box.clip_int(height, width)
+    ys = torch.arange(y0, y1, device=p.device, dtype=p.dtype)
+    xs = torch.arange(x0, x1, device=p.device, dtype=p.dtype)
+    # frame pixel -> ROI normalised coordinate in [-1, 1]
+    gy = (ys - box.y0) / max(box.y1 - box.y0, 1e-6) * 2.0 - 1.0
+    gx = (xs - box.x0) / max(box.x1 - box.x0, 1e-6) * 2.0 - 1.0
+    grid = torch.stack(torch.meshgrid(gy, gx, indexing="ij")[::-1], dim=-1)[None]
+    out = F.grid_sample(p, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+    return (y0, x0, y1, x1), out

@@ -1,0 +1,423 @@
+"""The interactive session engine: interact, propagate, blend rounds, merge objects.
+
+A :class:`Session` holds the state of one annotation job on one sequence. It has no
+Qt or napari dependency: the widget, the evaluation protocol, the CLI and user
+scripts all drive it the same way::
+
+    session = Session(frames, load_model("default"))
+    session.interact(10, positive, negative, object_id=1)
+    for t in session.propagate():      # yields each finished frame
+        show(session.label_frame(t))
+    labels = session.labels
+
+State per object is compact: each frame's foreground probability is kept as a uint8
+crop of its region of interest (see :class:`SoftMask`), never as full float32 frames.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .frames import FrameSource
+from .model.networks import IPNetModel
+from .model.roi import ROI_SIZE, roi_box, warp_in, warp_out
+from .scribbles import davis_to_maps
+
+_EPS = 1e-4
+
+
+@dataclass
+class SoftMask:
+    """A foreground probability stored as uint8 (0..255) over a crop of the frame."""
+
+    y0: int
+    x0: int
+    data: np.ndarray  # uint8 (h, w)
+
+    @classmethod
+    def from_crop(cls, y0: int, x0: int, prob: np.ndarray) -> SoftMask | None:
+        """Quantise ``prob`` and shrink it to the bounding box of its non-zero values."""
+        q = np.rint(np.clip(prob, 0.0, 1.0) * 255.0).astype(np.uint8)
+        rows = np.flatnonzero(q.any(axis=1))
+        if rows.size == 0:
+            return None
+        cols = np.flatnonzero(q.any(axis=0))
+        q = q[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+        return cls(y0 + int(rows[0]), x0 + int(cols[0]), np.ascontiguousarray(q))
+
+    def paste(self, height: int, width: int) -> np.ndarray:
+        """Full-frame float32 probability."""
+        out = np.zeros((height, width), np.float32)
+        h, w = self.data.shape
+        out[self.y0 : self.y0 + h, self.x0 : self.x0 + w] = self.data * np.float32(1 / 255)
+        return out
+
+    @property
+    def nbytes(self) -> int:
+        return self.data.nbytes
+
+
+@dataclass
+class _ObjectState:
+    masks: dict[int, SoftMask] = field(default_factory=dict)
+    annotated: set[int] = field(default_factory=set)  # frames annotated in closed rounds
+    fused_reference: torch.Tensor | None = None  # fused reference of the last closed round
+    reference: torch.Tensor | None = None  # this round's interaction feature
+    positive: dict[int, np.ndarray] = field(default_factory=dict)  # this round's strokes
+    negative: dict[int, np.ndarray] = field(default_factory=dict)
+
+
+def soft_aggregate(probs: np.ndarray) -> np.ndarray:
+    """Merge per-object foreground probabilities (K, H, W) into (K + 1, H, W).
+
+    Background is ``prod(1 - p_k)``; the K + 1 probabilities are turned into logits
+    ``log(p / (1 - p))`` and normalised with a softmax. Channel 0 is background.
+    """
+    probs = np.clip(np.asarray(probs, dtype=np.float32), _EPS, 1 - _EPS)
+    bg = np.prod(1.0 - probs, axis=0, keepdims=True)
+    p = np.clip(np.concatenate([bg, probs], axis=0), _EPS, 1 - _EPS)
+    logits = np.log(p / (1.0 - p))
+    logits -= logits.max(axis=0, keepdims=True)
+    e = np.exp(logits)
+    return e / e.sum(axis=0, keepdims=True)
+
+
+def blend_weight(f: int, t: int, end: int | None) -> float:
+    """Weight of the new round on frame ``f`` propagated from ``t`` towards ``end``.
+
+    1 when there is no earlier annotation on that side (``end`` is None), otherwise
+    ``max(0, 1 - |f - t| / |end - t|)``, which is 0 at the annotated frame ``end``.
+    """
+    if end is None:
+        return 1.0
+    return max(0.0, 1.0 - abs(f - t) / abs(end - t))
+
+
+class Session:
+    """Interactive multi-object segmentation of one sequence.
+
+    Parameters
+    ----------
+    frames:
+        (T, H, W) or (T, H, W, C) array-like, any numeric dtype; read frame by frame.
+    model:
+        An :class:`~napari_ipnet.model.networks.IPNetModel` (see :func:`load_model`).
+    """
+
+    def __init__(self, frames, model: IPNetModel) -> None:
+        self.frames = frames if isinstance(frames, FrameSource) else FrameSource(frames)
+        self.model = model.eval()
+        self._objects: dict[int, _ObjectState] = {}
+        self._round_frame: int | None = None  # frame interacted on in the open round
+        self._round_objects: list[int] = []
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def n_frames(self) -> int:
+        return self.frames.n_frames
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(T, H, W) of the label array."""
+        return (self.frames.n_frames, self.frames.height, self.frames.width)
+
+    @property
+    def object_ids(self) -> list[int]:
+        return sorted(self._objects)
+
+    @property
+    def pending_frame(self) -> int | None:
+        """Frame of the current round's interaction, waiting to be propagated."""
+        return self._round_frame
+
+    def annotated_frames(self, object_id: int | None = None) -> list[int]:
+        """Frames annotated in closed rounds (for one object, or any object)."""
+        if object_id is not None:
+            return sorted(self._state(object_id).annotated)
+        return sorted(set().union(*(s.annotated for s in self._objects.values()))) if self._objects else []
+
+    def _state(self, object_id: int) -> _ObjectState:
+        if object_id not in self._objects:
+            raise KeyError(f"unknown object {object_id}; known objects: {self.object_ids}")
+        return self._objects[object_id]
+
+    # ------------------------------------------------------------------ masks
+    def probability(self, frame: int, object_id: int) -> np.ndarray:
+        """Foreground probability (H, W) float32 of one object on one frame."""
+        frame = self.frames.check_index(frame)
+        m = self._state(object_id).masks.get(frame)
+        if m is None:
+            return np.zeros((self.frames.height, self.frames.width), np.float32)
+        return m.paste(self.frames.height, self.frames.width)
+
+    def label_frame(self, frame: int) -> np.ndarray:
+        """Label map (H, W) of one frame after soft aggregation (0 = background)."""
+        frame = self.frames.check_index(frame)
+        ids = [k for k in self.object_ids if frame in self._objects[k].masks]
+        out = np.zeros((self.frames.height, self.frames.width), self._label_dtype())
+        if not ids:
+            return out
+        probs = np.stack([self.probability(frame, k) for k in ids])
+        # argmax of the aggregated softmax == argmax of p over {bg, objects}
+        bg = np.prod(1.0 - np.clip(probs, _EPS, 1 - _EPS), axis=0)
+        full = np.concatenate([bg[None], probs], axis=0)
+        winner = full.argmax(axis=0)
+        lut = np.asarray([0] + ids, dtype=out.dtype)
+        return lut[winner]
+
+    def _label_dtype(self):
+        return np.uint8 if (max(self._objects, default=0) < 256) else np.uint16
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Label array (T, H, W) of the whole sequence (uint8, or uint16 past 255 ids)."""
+        out = np.zeros(self.shape, self._label_dtype())
+        touched = set().union(*(s.masks.keys() for s in self._objects.values())) if self._objects else set()
+        for t in sorted(touched):
+            out[t] = self.label_frame(t)
+        return out
+
+    def memory_bytes(self) -> int:
+        """Bytes held by the stored soft masks."""
+        return sum(m.nbytes for s in self._objects.values() for m in s.masks.values())
+
+    # ------------------------------------------------------------------ network calls
+    def _rgb_tensor(self, frame: int) -> torch.Tensor:
+        rgb = self.frames.rgb(frame)
+        return torch.from_numpy(rgb).permute(2, 0, 1)[None].to(self.model.device)
+
+    def _run(self, net, frame: int, maps: list[np.ndarray], box_maps: list, extra=()):
+        """Warp frame + maps into the ROI, run ``net``, warp the probability back."""
+        h, w = self.frames.height, self.frames.width
+        box = roi_box(box_maps, h, w)
+        dev = self.model.device
+        rgb = warp_in(self._rgb_tensor(frame), box, ROI_SIZE)
+        stacked = torch.from_numpy(np.stack([np.asarray(m, np.float32) for m in maps]))[None].to(dev)
+        roi_maps = warp_in(stacked, box, ROI_SIZE)
+        inputs = [roi_maps[:, i : i + 1] for i in range(roi_maps.shape[1])]
+        with torch.inference_mode(), self.model.autocast():
+            out = net(rgb, *inputs, *extra)
+        prob = torch.softmax(out.logits.float(), dim=1)[:, 1:2]
+        with torch.inference_mode():
+            (y0, x0, y1, x1), crop = warp_out(prob, box, h, w)
+        return (y0, x0), crop[0, 0].cpu().numpy(), out.feature
+
+    # ------------------------------------------------------------------ interaction
+    def _check_map(self, m, name: str) -> np.ndarray:
+        if m is None:
+            return np.zeros((self.frames.height, self.frames.width), bool)
+        m = np.asarray(m)
+        if m.shape != (self.frames.height, self.frames.width):
+            raise ValueError(
+                f"{name} scribble map has shape {m.shape}, expected (H, W) = "
+                f"{(self.frames.height, self.frames.width)}"
+            )
+        return m.astype(bool)
+
+    def _open_round(self, frame: int) -> None:
+        if self._round_frame is not None and self._round_frame != frame:
+            self._close_round()
+        self._round_frame = frame
+
+    def interact(
+        self,
+        frame: int,
+        positive: np.ndarray | None,
+        negative: np.ndarray | None = None,
+        object_id: int = 1,
+    ) -> np.ndarray:
+        """Run the interaction network for one object on one frame.
+
+        Strokes accumulate on the frame until the round is propagated. The negatives
+        seen by the network are ``negative``, earlier negatives on this frame, and the
+        positive strokes of the other objects on this frame.
+
+        Returns
+        -------
+        numpy.ndarray
+            The object's new foreground probability (H, W) on ``frame``.
+        """
+        frame = self.frames.check_index(frame)
+        if not isinstance(object_id, (int, np.integer)) or object_id < 1:
+            raise ValueError(f"object_id must be an integer >= 1 (0 is background), got {object_id!r}")
+        pos = self._check_map(positive, "positive")
+        neg = self._check_map(negative, "negative")
+        if not pos.any() and not neg.any():
+            raise ValueError("empty scribbles: draw at least one positive or negative stroke")
+        object_id = int(object_id)
+        self._open_round(frame)
+        state = self._objects.setdefault(object_id, _ObjectState())
+        if frame in state.positive:
+            pos = pos | state.positive[frame]
+            neg = neg | state.negative[frame]
+        state.positive[frame], state.negative[frame] = pos, neg
+        return self._interact_object(frame, object_id)
+
+    def _interact_object(self, frame: int, object_id: int) -> np.ndarray:
+        state = self._objects[object_id]
+        pos = state.positive[frame]
+        neg = state.negative[frame].copy()
+        for k, other in self._objects.items():
+            if k != object_id and frame in other.positive:
+                neg |= other.positive[frame]
+        prev = self.probability(frame, object_id)
+        (y0, x0), crop, feature = self._run(
+            self.model.interaction, frame, [prev, pos, neg], [prev, pos, neg]
+        )
+        soft = SoftMask.from_crop(y0, x0, crop)
+        if soft is None:
+            state.masks.pop(frame, None)
+        else:
+            state.masks[frame] = soft
+        state.reference = feature.detach()
+        if object_id not in self._round_objects:
+            self._round_objects.append(object_id)
+        return self.probability(frame, object_id)
+
+    def interact_davis(self, scribbles: Mapping, frame: int | None = None) -> int:
+        """Interact with DAVIS scribble JSON (all objects of one frame).
+
+        Object 0 strokes are background. Every object with strokes, and every known
+        object, is re-segmented on that frame. Returns the frame index.
+        """
+        frame, maps = davis_to_maps(scribbles, self.frames.height, self.frames.width, frame)
+        frame = self.frames.check_index(frame)
+        if not maps or not any(m.any() for m in maps.values()):
+            raise ValueError("empty scribbles: the scribble dict has no stroke on any frame")
+        background = maps.pop(0, np.zeros((self.frames.height, self.frames.width), bool))
+        self._open_round(frame)
+        ids = sorted(set(maps) | set(self._objects))
+        empty = np.zeros_like(background)
+        for k in ids:
+            state = self._objects.setdefault(k, _ObjectState())
+            pos = maps.get(k, empty)
+            neg = background
+            if frame in state.positive:
+                pos = pos | state.positive[frame]
+                neg = neg | state.negative[frame]
+            state.positive[frame], state.negative[frame] = pos, neg
+        for k in ids:
+            if self._objects[k].positive[frame].any() or self._objects[k].negative[frame].any() or len(ids) > 1:
+                self._interact_object(frame, k)
+        return frame
+
+    # ------------------------------------------------------------------ propagation
+    def _bounds(self, object_id: int, frame: int) -> tuple[int | None, int | None]:
+        ann = self._objects[object_id].annotated - {frame}
+        lower = max((a for a in ann if a < frame), default=None)
+        upper = min((a for a in ann if a > frame), default=None)
+        return lower, upper
+
+    def propagation_plan(self, frame: int | None = None) -> list[int]:
+        """Frames the next :meth:`propagate` will update, in order (forward, then backward)."""
+        frame = self._round_frame if frame is None else frame
+        if frame is None:
+            return []
+        plan: list[int] = []
+        ids = self._round_objects or []
+        # union over objects of the frames with a non-zero weight
+        fwd_end = max((self._bounds(k, frame)[1] or self.n_frames for k in ids), default=self.n_frames)
+        bwd_end = min((self._bounds(k, frame)[0] if self._bounds(k, frame)[0] is not None else -1 for k in ids), default=-1)
+        plan += list(range(frame + 1, fwd_end))
+        plan += list(range(frame - 1, bwd_end, -1))
+        return plan
+
+    def propagate(self, frame: int | None = None) -> Generator[int, None, None]:
+        """Propagate the current round forward and backward; yield each finished frame.
+
+        Each frame is committed for all objects at once before it is yielded, so
+        closing the generator early leaves every frame either updated or untouched.
+        The round is closed when the generator finishes or is closed.
+        """
+        if self._round_frame is None:
+            raise RuntimeError("nothing to propagate: scribble on a frame first (interact)")
+        if frame is not None and self.frames.check_index(frame) != self._round_frame:
+            raise ValueError(
+                f"the current round was annotated on frame {self._round_frame}, not {frame}; "
+                "propagate from that frame or interact on the new one first"
+            )
+        t = self._round_frame
+        ids = list(self._round_objects)
+        fused = {}
+        for k in ids:
+            state = self._objects[k]
+            with torch.inference_mode():
+                fused[k] = self.model.propagation.SEFA(state.reference, state.fused_reference)
+        return self._propagate(t, ids, fused)
+
+    def _propagate(self, t: int, ids: list[int], fused: dict) -> Generator[int, None, None]:
+        try:
+            bounds = {k: self._bounds(k, t) for k in ids}
+            for direction in (+1, -1):
+                f = t + direction
+                while 0 <= f < self.n_frames:
+                    updates = {}
+                    for k in ids:
+                        end = bounds[k][1] if direction > 0 else bounds[k][0]
+                        w = blend_weight(f, t, end)
+                        if w <= 0.0 or (end is not None and (f - end) * direction >= 0):
+                            continue
+                        updates[k] = self._propagate_object(k, f, f - direction, w, fused[k])
+                    if not updates:
+                        break
+                    for k, soft in updates.items():  # commit the frame for all objects
+                        if soft is None:
+                            self._objects[k].masks.pop(f, None)
+                        else:
+                            self._objects[k].masks[f] = soft
+                    yield f
+                    f += direction
+        finally:
+            self._close_round(fused)
+
+    def _propagate_object(self, k: int, f: int, neighbour: int, w: float, reference) -> SoftMask | None:
+        h, wd = self.frames.height, self.frames.width
+        state = self._objects[k]
+        prev = self.probability(f, k)
+        nb = (self.label_frame(neighbour) == k).astype(np.float32)
+        (y0, x0), crop, _ = self._run(
+            self.model.propagation, f, [prev, nb], [prev, nb], extra=(reference,)
+        )
+        new = np.zeros((h, wd), np.float32)
+        new[y0 : y0 + crop.shape[0], x0 : x0 + crop.shape[1]] = crop
+        blended = w * new + (1.0 - w) * prev if w < 1.0 else new
+        return SoftMask.from_crop(0, 0, blended)
+
+    def _close_round(self, fused: dict | None = None) -> None:
+        t = self._round_frame
+        if t is None:
+            return
+        for k in self._round_objects:
+            state = self._objects.get(k)
+            if state is None:
+                continue
+            if fused is not None and k in fused:
+                state.fused_reference = fused[k]
+            elif state.reference is not None:
+                with torch.inference_mode():
+                    state.fused_reference = self.model.propagation.SEFA(state.reference, state.fused_reference)
+            state.reference = None
+            state.annotated.add(t)
+            state.positive.clear()
+            state.negative.clear()
+        self._round_frame = None
+        self._round_objects = []
+
+    # ------------------------------------------------------------------ reset
+    def reset(self, object_id: int | None = None) -> None:
+        """Forget one object (all its masks, strokes and references), or everything."""
+        if object_id is None:
+            self._objects.clear()
+            self._round_frame = None
+            self._round_objects = []
+            return
+        self._state(object_id)
+        del self._objects[object_id]
+        if object_id in self._round_objects:
+            self._round_objects.remove(object_id)
+        if not self._round_objects:
+            self._round_frame = None
