@@ -201,7 +201,15 @@ class Session:
         inputs = [roi_maps[:, i : i + 1] for i in range(roi_maps.shape[1])]
         with torch.inference_mode(), self.model.autocast():
             out = net(rgb, *inputs, *extra)
-        prob = torch.softmax(out.logits.float(), dim=1)[:, 1:2]
+        logits = out.logits.float()
+        if not torch.isfinite(logits).all():
+            # NaN would otherwise be cast silently to an arbitrary uint8 mask value
+            which = "interaction" if net is self.model.interaction else "propagation"
+            raise FloatingPointError(
+                f"the {which} network produced NaN or infinite scores on frame {frame}: the weights "
+                "may be broken, or float16 overflowed (load the model with half=False)"
+            )
+        prob = torch.softmax(logits, dim=1)[:, 1:2]
         with torch.inference_mode():
             (y0, x0, y1, x1), crop = warp_out(prob, box, h, w)
         return (y0, x0), crop[0, 0].cpu().numpy(), out.feature

@@ -1,0 +1,120 @@
+"""Write Session results into a napari Labels layer, through its undo history.
+
+No Qt here. Two rules:
+
+- only pixels that are background or belong to an object the session manages may
+  change; any other label already in the layer (painted by hand, loaded from disk,
+  another tool's result) is kept as it is;
+- every write is recorded in the layer's undo history with the public API
+  (``Labels.block_history`` + ``Labels.data_setitem``), so one Ctrl+Z on the layer
+  undoes one interaction, or one whole round of propagation.
+
+A round of propagation writes frames one by one as they arrive (so the user sees
+them), straight into the data; :meth:`RoundRecorder.commit` then turns everything the
+round wrote into a single history item.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from ._sequence import SequenceSpec
+
+Change = tuple[tuple[np.ndarray, ...], np.ndarray, np.ndarray]  # (indices, old, new)
+
+
+def frame_change(data, spec: SequenceSpec, frame: int, new_labels: np.ndarray, managed: Iterable[int]) -> Change | None:
+    """What writing ``new_labels`` on ``frame`` changes, respecting unmanaged labels.
+
+    Returns ``(indices, old_values, new_values)`` in ``data`` coordinates, or None
+    when nothing changes.
+    """
+    lead = spec.index(frame)
+    region = np.asarray(data[lead])
+    new_labels = np.asarray(new_labels)
+    if new_labels.shape != region.shape:
+        raise ValueError(f"labels of shape {new_labels.shape} do not fit the layer's frame {region.shape}")
+    managed = np.asarray(sorted({int(k) for k in managed}), dtype=np.int64)
+    writable = region == 0
+    if managed.size:
+        writable |= np.isin(region, managed)
+    target = np.where(writable, new_labels.astype(region.dtype, copy=False), region)
+    changed = target != region
+    if not changed.any():
+        return None
+    rr, cc = np.nonzero(changed)
+    indices = tuple(np.full(rr.size, i, dtype=np.intp) for i in lead) + (rr, cc)
+    return indices, region[changed], target[changed]
+
+
+def erase_change(data, spec: SequenceSpec, frame: int, label: int) -> Change | None:
+    """Change that sets the pixels of ``label`` on ``frame`` to background."""
+    lead = spec.index(frame)
+    region = np.asarray(data[lead])
+    changed = region == label
+    if not changed.any():
+        return None
+    rr, cc = np.nonzero(changed)
+    indices = tuple(np.full(rr.size, i, dtype=np.intp) for i in lead) + (rr, cc)
+    return indices, region[changed], np.zeros(rr.size, region.dtype)
+
+
+def apply_with_history(layer, changes: list[Change]) -> int:
+    """Apply ``changes`` as one undoable step of ``layer``; returns the pixels changed."""
+    changes = [c for c in changes if c is not None and c[0][0].size]
+    if not changes:
+        return 0
+    n = 0
+    with layer.block_history():
+        for i, (indices, _old, new) in enumerate(changes):
+            layer.data_setitem(indices, new, refresh=(i == len(changes) - 1))
+            n += indices[0].size
+    return n
+
+
+def apply_live(layer, change: Change | None) -> None:
+    """Write a change straight into the data (no history) and redraw."""
+    if change is None:
+        return
+    indices, _old, new = change
+    layer.data[indices] = new
+    layer.refresh()
+
+
+class RoundRecorder:
+    """Collect the live writes of one propagation round into one undo step."""
+
+    def __init__(self, layer) -> None:
+        self.layer = layer
+        self.changes: list[Change] = []
+        self.frames: list[int] = []
+
+    def write(self, frame: int, change: Change | None) -> None:
+        self.frames.append(frame)
+        if change is not None:
+            apply_live(self.layer, change)
+            self.changes.append(change)
+
+    def commit(self) -> int:
+        """Turn the live writes into one history item; returns the pixels recorded.
+
+        Pixels the user edited in the meantime (no longer holding the value the round
+        wrote) are left alone and not recorded.
+        """
+        data = self.layer.data
+        kept: list[Change] = []
+        # revert, newest first, so that a pixel written twice gets its original value
+        for indices, old, new in reversed(self.changes):
+            current = np.asarray(data[indices])
+            ours = current == new
+            if not ours.any():
+                continue
+            idx = tuple(i[ours] for i in indices)
+            data[idx] = old[ours]
+            kept.append((idx, old[ours], new[ours]))
+        kept.reverse()
+        n = apply_with_history(self.layer, kept)
+        self.changes = []
+        return n

@@ -1,0 +1,1463 @@
+"""IPNet dock widget: scribble on a frame, segment it, propagate through the stack.
+
+The widget is a thin client of :class:`napari_ipnet.session.Session`: it turns napari
+layers into frames and scribble maps, runs the session in worker threads (one job at
+a time, in order), and writes the results into an output Labels layer through its undo
+history. It never calls the networks itself.
+
+torch is imported only when a model is loaded or a session is created, so opening the
+plugin menu stays fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import weakref
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from napari.layers import Image, Labels, Points, Shapes
+from napari.qt.threading import create_worker
+from napari.utils.notifications import show_error, show_info, show_warning
+from napari.utils.progress import cancelable_progress, progress
+from qtpy.QtCore import Qt, Signal
+from qtpy.QtGui import QColor, QIcon, QKeySequence, QPixmap, QShortcut
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMessageBox,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ._results import RoundRecorder, apply_with_history, erase_change, frame_change
+from ._sequence import (
+    FrameView,
+    SequenceSpec,
+    UnsupportedLayerError,
+    check_layer,
+    frame_view,
+    layer_data,
+    make_spec,
+    spatial_shape,
+)
+from ._strokes import NEGATIVE_LABEL, click_map, paint_bounds, shape_map, to_layer_coords
+
+if TYPE_CHECKING:  # pragma: no cover
+    import napari
+
+log = logging.getLogger(__name__)
+
+#: colour of negative (background) strokes in the Shapes and Points scribble layers
+NEGATIVE_COLOR = "#ff3030"
+MAX_OBJECTS = NEGATIVE_LABEL - 1
+ROLE_KEY = "napari_ipnet_role"  # layer.metadata key marking the layers the widget made
+SOURCE_KEY = "napari_ipnet_source"
+
+#: (napari key, Qt key sequence, action, description). None of these clashes with
+#: napari's default viewer or layer shortcuts (napari 0.9: plain digits switch layer
+#: modes, Alt+F/V/L/P/W/H/D open menus, Alt+S/C/T take screenshots / debug).
+SHORTCUTS: list[tuple[str, str, str, str]] = [
+    ("Shift-Enter", "Shift+Return", "propagate", "propagate the current round through the stack"),
+    ("Shift-Escape", "Shift+Escape", "cancel", "cancel the running propagation (keeps finished frames)"),
+    ("Alt-A", "Alt+A", "add_object", "add a new object and select it"),
+    ("Alt-N", "Alt+N", "toggle_negative", "toggle negative (background) strokes"),
+    ("Alt-Z", "Alt+Z", "undo", "undo the last IPNet result in the output Labels layer"),
+] + [
+    (f"Alt-{k}", f"Alt+{k}", f"select_{k}", f"select object {k}") for k in range(1, 10)
+]
+
+MODEL_CHOICES = [
+    ("default", "Bundled default (EfficientNet-Lite0)"),
+    ("ipnet-paper", "Original IPNet (ResNet-50, non-commercial)"),
+    ("file", "Checkpoint file..."),
+]
+DEVICE_CHOICES = ["auto", "cuda", "mps", "cpu"]
+
+PAPER_LICENSE_TEXT = (
+    "The original IPNet weights (Oh et al., CVPR 2019) are distributed under the "
+    "Creative Commons BY-NC-SA 4.0 licence: non-commercial use only, with attribution, "
+    "and derived works under the same licence.\n\n"
+    "Download them now into the napari-ipnet cache folder (about 370 MB)?"
+)
+
+
+def shortcut_help() -> str:
+    """The shortcut list as text (tooltips, README)."""
+    seen = []
+    for key, _q, action, desc in SHORTCUTS:
+        if action.startswith("select_") and action != "select_1":
+            continue
+        if action == "select_1":
+            seen.append("Alt+1 ... Alt+9: select object 1 to 9")
+        else:
+            seen.append(f"{key.replace('-', '+')}: {desc}")
+    return "\n".join(seen)
+
+
+def _short(err: BaseException) -> str:
+    msg = str(err).strip() or type(err).__name__
+    return msg
+
+
+def _is_oom(err: BaseException) -> bool:
+    text = f"{type(err).__name__} {err}".lower()
+    return "out of memory" in text or "outofmemory" in text
+
+
+@dataclass
+class _Record:
+    """One session: an image layer, a sequence spec, and the engine."""
+
+    layer: Any
+    spec: SequenceSpec
+    session: Any
+    frames: FrameView
+
+
+@dataclass
+class _Job:
+    kind: str  # "interact" | "propagate" | "reset"
+    record: _Record | None = None
+    frame: int | None = None
+    items: list = field(default_factory=list)  # interact: [(object_id, pos, neg), ...]
+    t_submit: float = field(default_factory=time.perf_counter)
+
+
+class _CancelProgress(cancelable_progress):
+    """A napari progress bar whose Cancel button calls back at once."""
+
+    def cancel(self) -> None:
+        super().cancel()
+        if self.cancel_callback is not None:
+            self.cancel_callback()
+
+
+class IPNetWidget(QWidget):
+    """Dock widget: interactive video object segmentation with IPNet.
+
+    Programmatic use (tests, scripts)::
+
+        w = IPNetWidget(viewer)
+        w.set_model(model)               # or let it load the selected weights
+        w.set_image_layer(layer); w.set_axis(0)
+        shapes = w.scribble_layer()      # draw paths on it: each one runs the network
+        w.propagate()                    # worker thread; results appear frame by frame
+    """
+
+    interaction_done = Signal(int)  # frame
+    frame_done = Signal(int)  # frame written during propagation
+    propagation_finished = Signal(object, bool)  # frames, cancelled
+    busy_changed = Signal(bool)
+
+    def __init__(self, napari_viewer: napari.Viewer, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.model = None
+        self.model_label_text = "not loaded"
+        self._model_source: str | None = None  # checkpoint path when "file"
+        self._records: dict[tuple[int, SequenceSpec], _Record] = {}
+        self._active: _Record | None = None  # record of the last interaction
+        self._objects: dict[int, str] = {1: "object 1"}
+        self._current = 1
+        self._negative = False
+        self._jobs: deque[_Job] = deque()
+        self._worker = None
+        self._job: _Job | None = None
+        self._loading = False
+        self._cancel_event: threading.Event | None = None
+        self._recorder: RoundRecorder | None = None
+        self._pbar = None
+        self._round_target = None  # output layer of the running round
+        self._seen_count: dict[int, int] = {}  # id(shapes/points layer) -> items processed
+        self._brush_seen: dict[tuple[int, tuple], np.ndarray] = {}
+        self._links: dict[int, Any] = {}  # id(scribble layer) -> image layer
+        self._connected: list[tuple[Any, Any]] = []  # (emitter, callback) to disconnect
+        self._bound_keys: list[tuple[str, Any]] = []
+        self._t_propagate: float | None = None
+        self.last_propagation_seconds: float | None = None
+        self.last_round_frames: list[int] = []
+        self._output: Labels | None = None
+        self._updating = False
+
+        self._build_ui()
+        self._connect_viewer()
+        self._bind_keys()
+        self._refresh_layers()
+        self._refresh_objects()
+        self._update_buttons()
+
+    # ================================================================== UI
+    def _build_ui(self) -> None:
+        keys = {action: qkey for _k, qkey, action, _d in SHORTCUTS}
+        lay = QVBoxLayout(self)
+
+        box = QGroupBox("Sequence")
+        form = QFormLayout(box)
+        self.image_combo = QComboBox()
+        self.image_combo.setToolTip(
+            "Image layer to segment: 2D+t grayscale, RGB video, or a stack with several "
+            "leading axes (e.g. T, Z, Y, X). A multichannel image opened with one layer per "
+            "channel: pick the channel's layer."
+        )
+        self.axis_combo = QComboBox()
+        self.axis_combo.setToolTip(
+            "Axis to propagate along (time, or z to segment through a volume). The other "
+            "leading axes stay fixed at the viewer position where you scribble."
+        )
+        self.channel_combo = QComboBox()
+        self.channel_combo.setToolTip("RGB(A) images: use the colour image, or one channel")
+        self.output_combo = QComboBox()
+        self.output_combo.setToolTip(
+            "Labels layer receiving the results. Labels already in it are kept: only "
+            "background and the objects IPNet manages are written."
+        )
+        self.sequence_label = QLabel("")
+        self.sequence_label.setWordWrap(True)
+        form.addRow("Image", self.image_combo)
+        form.addRow("Propagate along", self.axis_combo)
+        form.addRow("Channel", self.channel_combo)
+        form.addRow("Output", self.output_combo)
+        form.addRow(self.sequence_label)
+        lay.addWidget(box)
+
+        box = QGroupBox("Scribbles")
+        v = QVBoxLayout(box)
+        row = QHBoxLayout()
+        self.freehand_btn = QPushButton("Freehand")
+        self.freehand_btn.setToolTip(
+            "Shapes layer in freehand path mode: each stroke you release runs IPNet on its "
+            "frame. Polygons, rectangles and ellipses are filled."
+        )
+        self.brush_btn = QPushButton("Brush")
+        self.brush_btn.setToolTip(
+            f"Labels layer painted with the brush: label k scribbles object k, label "
+            f"{NEGATIVE_LABEL} is background (negative). Each finished stroke runs IPNet."
+        )
+        self.clicks_btn = QPushButton("Clicks")
+        self.clicks_btn.setToolTip("Points layer: each click is a small disk scribble")
+        for b in (self.freehand_btn, self.brush_btn, self.clicks_btn):
+            row.addWidget(b)
+        v.addLayout(row)
+        self.negative_check = QCheckBox(f"Negative (background) strokes  [{keys['toggle_negative']}]")
+        self.negative_check.setToolTip(
+            f"Strokes mark background for the selected object (drawn in red). Toggle: {keys['toggle_negative']}"
+        )
+        v.addWidget(self.negative_check)
+        lay.addWidget(box)
+
+        box = QGroupBox("Objects")
+        v = QVBoxLayout(box)
+        self.object_list = QListWidget()
+        self.object_list.setToolTip(
+            "Objects (label values of the output layer, colours from it). Select with "
+            "Alt+1..Alt+9 or a click; double-click to rename."
+        )
+        self.object_list.setMaximumHeight(120)
+        v.addWidget(self.object_list)
+        row = QHBoxLayout()
+        self.add_btn = QPushButton("Add")
+        self.add_btn.setToolTip(f"Add an object [{keys['add_object']}]")
+        self.reset_btn = QPushButton("Reset object")
+        self.reset_btn.setToolTip("Forget the selected object: its results, strokes and memory")
+        self.reset_all_btn = QPushButton("Reset all")
+        self.reset_all_btn.setToolTip("Forget every object IPNet manages (other labels are kept)")
+        for b in (self.add_btn, self.reset_btn, self.reset_all_btn):
+            row.addWidget(b)
+        v.addLayout(row)
+        lay.addWidget(box)
+
+        box = QGroupBox("Run")
+        v = QVBoxLayout(box)
+        row = QHBoxLayout()
+        self.propagate_btn = QPushButton(f"Propagate  [{keys['propagate']}]")
+        self.propagate_btn.setToolTip(
+            "Carry the masks of the last scribbled frame through the stack, in a background "
+            f"thread, frame by frame [{keys['propagate']}]"
+        )
+        self.cancel_btn = QPushButton("Cancel")
+        self.cancel_btn.setToolTip(f"Stop propagating; finished frames are kept [{keys['cancel']}]")
+        self.undo_btn = QPushButton("Undo")
+        self.undo_btn.setToolTip(
+            f"Undo the last result in the output layer [{keys['undo']}; Ctrl+Z with the output "
+            "layer selected]. The network's memory is not rolled back: scribble again to correct."
+        )
+        for b in (self.propagate_btn, self.cancel_btn, self.undo_btn):
+            row.addWidget(b)
+        v.addLayout(row)
+        self.status_label = QLabel("Scribble on a frame to start.")
+        self.status_label.setWordWrap(True)
+        v.addWidget(self.status_label)
+        lay.addWidget(box)
+
+        box = QGroupBox("Model")
+        form = QFormLayout(box)
+        self.model_combo = QComboBox()
+        for key, text in MODEL_CHOICES:
+            self.model_combo.addItem(text, key)
+        self.model_combo.setToolTip(
+            "Bundled default weights, the original IPNet weights (downloaded once, "
+            "non-commercial licence), or a checkpoint file (.safetensors, .pt, .pth)"
+        )
+        self.device_combo = QComboBox()
+        self.device_combo.addItems(DEVICE_CHOICES)
+        self.device_combo.setToolTip("auto: CUDA GPU, then Apple MPS, then the CPU")
+        self.load_btn = QPushButton("Load")
+        self.model_status = QLabel("Model: not loaded")
+        self.model_status.setWordWrap(True)
+        row = QHBoxLayout()
+        row.addWidget(self.device_combo)
+        row.addWidget(self.load_btn)
+        form.addRow("Weights", self.model_combo)
+        form.addRow("Device", row)
+        form.addRow(self.model_status)
+        lay.addWidget(box)
+
+        help_label = QLabel("Shortcuts: hover for details")
+        help_label.setToolTip(shortcut_help())
+        lay.addWidget(help_label)
+        lay.addStretch(1)
+        self.setToolTip("IPNet interactive segmentation\n" + shortcut_help())
+
+        # signals
+        self.image_combo.currentIndexChanged.connect(self._on_image_changed)
+        self.axis_combo.currentIndexChanged.connect(self._update_sequence_label)
+        self.channel_combo.currentIndexChanged.connect(self._update_sequence_label)
+        self.output_combo.currentIndexChanged.connect(self._on_output_changed)
+        self.freehand_btn.clicked.connect(lambda: self.activate_scribbles("shapes"))
+        self.brush_btn.clicked.connect(lambda: self.activate_scribbles("brush"))
+        self.clicks_btn.clicked.connect(lambda: self.activate_scribbles("clicks"))
+        self.negative_check.toggled.connect(self.set_negative)
+        self.object_list.currentRowChanged.connect(self._on_object_row)
+        self.object_list.itemChanged.connect(self._on_object_renamed)
+        self.add_btn.clicked.connect(lambda: self.add_object())
+        self.reset_btn.clicked.connect(lambda: self.reset_object(self._current))
+        self.reset_all_btn.clicked.connect(lambda: self.reset_all())
+        self.propagate_btn.clicked.connect(lambda: self.propagate())
+        self.cancel_btn.clicked.connect(lambda: self.cancel())
+        self.undo_btn.clicked.connect(lambda: self.undo())
+        self.load_btn.clicked.connect(lambda: self.load_model())
+        self.model_combo.currentIndexChanged.connect(self._on_model_choice)
+        self.device_combo.currentIndexChanged.connect(self._on_device_changed)
+
+        # the same shortcuts while the widget itself has the keyboard focus
+        for _k, qkey, action, _d in SHORTCUTS:
+            sc = QShortcut(QKeySequence(qkey), self)
+            sc.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            sc.activated.connect(self._action(action))
+
+    def _action(self, action: str):
+        ref = weakref.ref(self)
+
+        def run(*_args):
+            w = ref()
+            if w is None:
+                return
+            if action.startswith("select_"):
+                w.select_object(int(action.split("_")[1]))
+            elif action == "toggle_negative":
+                w.set_negative(not w._negative)
+            else:
+                getattr(w, action)()
+
+        return run
+
+    def _bind_keys(self) -> None:
+        for key, _q, action, _d in SHORTCUTS:
+            func = self._action(action)
+
+            def handler(viewer, _f=func):
+                _f()
+
+            previous = self.viewer.bind_key(key, handler, overwrite=True)
+            self._bound_keys.append((key, previous))
+
+    def _unbind_keys(self) -> None:
+        for key, previous in self._bound_keys:
+            try:
+                self.viewer.bind_key(key, previous, overwrite=True)
+            except Exception:  # noqa: BLE001 - viewer already closing
+                pass
+        self._bound_keys = []
+
+    def _connect(self, emitter, callback) -> None:
+        emitter.connect(callback)
+        self._connected.append((emitter, callback))
+
+    def _connect_viewer(self) -> None:
+        ev = self.viewer.layers.events
+        self._connect(ev.inserted, self._on_layer_inserted)
+        self._connect(ev.removed, self._on_layer_removed)
+        self._connect(ev.moved, lambda e=None: self._refresh_layers())
+        for layer in self.viewer.layers:
+            self._watch_layer(layer)
+        self.destroyed.connect(_make_cleanup(weakref.ref(self.viewer), self._connected, self._bound_keys))
+
+    def close(self) -> bool:  # noqa: D102
+        self.cleanup()
+        return super().close()
+
+    def cleanup(self) -> None:
+        """Cancel work, unbind shortcuts, disconnect from the viewer."""
+        if self._cancel_event is not None:
+            self._cancel_event.set()
+        self._jobs.clear()
+        self._unbind_keys()
+        for emitter, cb in self._connected:
+            try:
+                emitter.disconnect(cb)
+            except Exception:  # noqa: BLE001
+                pass
+        self._connected = []
+
+    # ================================================================== layers
+    def _watch_layer(self, layer) -> None:
+        self._connect(layer.events.name, self._on_layer_renamed)
+        role = layer.metadata.get(ROLE_KEY) if isinstance(layer.metadata, dict) else None
+        if role in ("scribbles", "clicks", "brush") and id(layer) not in self._links:
+            source = layer.metadata.get(SOURCE_KEY)
+            image = next((x for x in self.viewer.layers if isinstance(x, Image) and x.name == source), None)
+            if image is not None:
+                self._link_scribble_layer(layer, image)
+
+    def _on_layer_renamed(self, event=None) -> None:
+        self._refresh_layers()
+
+    def _on_layer_inserted(self, event) -> None:
+        self._watch_layer(event.value)
+        self._refresh_layers()
+
+    def _on_layer_removed(self, event) -> None:
+        layer = event.value
+        for emitter, cb in list(self._connected):
+            if getattr(emitter, "source", None) is layer:
+                try:
+                    emitter.disconnect(cb)
+                except Exception:  # noqa: BLE001
+                    pass
+                self._connected.remove((emitter, cb))
+        self._links.pop(id(layer), None)
+        self._seen_count.pop(id(layer), None)
+        for key in [k for k in self._brush_seen if k[0] == id(layer)]:
+            del self._brush_seen[key]
+        job = self._job
+        running = job is not None and job.kind == "propagate"
+        if running and (job.record.layer is layer or layer is self._round_target):
+            what = "image" if job.record.layer is layer else "output"
+            show_warning(
+                f"IPNet: the {what} layer {layer.name!r} was removed while propagating; "
+                "propagation cancelled (frames already finished are kept in the session)."
+            )
+            self.cancel()
+        if layer is self._output:
+            self._output = None
+        # forget sessions of a removed image (once no job uses them)
+        for key, rec in list(self._records.items()):
+            if rec.layer is layer and not (job is not None and job.record is rec):
+                del self._records[key]
+                if self._active is rec:
+                    self._active = None
+        self._jobs = deque(j for j in self._jobs if j.record is None or j.record.layer is not layer)
+        self._refresh_layers()
+
+    def _image_layers(self) -> list:
+        return [x for x in self.viewer.layers if isinstance(x, Image) and x.metadata.get(ROLE_KEY) is None]
+
+    def _refresh_layers(self) -> None:
+        if self._updating:
+            return
+        self._updating = True
+        try:
+            current = self.image_layer
+            images = self._image_layers()
+            self.image_combo.clear()
+            for layer in images:
+                self.image_combo.addItem(layer.name)
+            if current in images:
+                self.image_combo.setCurrentIndex(images.index(current))
+            elif images:
+                self.image_combo.setCurrentIndex(0)
+        finally:
+            self._updating = False
+        self._on_image_changed()
+
+    @property
+    def image_layer(self):
+        """The image layer chosen in the widget (None if there is none)."""
+        name = self.image_combo.currentText()
+        return next((x for x in self._image_layers() if x.name == name), None) if name else None
+
+    def set_image_layer(self, layer) -> None:
+        names = [self.image_combo.itemText(i) for i in range(self.image_combo.count())]
+        if layer.name not in names:
+            self._refresh_layers()
+            names = [self.image_combo.itemText(i) for i in range(self.image_combo.count())]
+        self.image_combo.setCurrentIndex(names.index(layer.name))
+
+    def _on_image_changed(self, *_args) -> None:
+        if self._updating:
+            return
+        layer = self.image_layer
+        self._updating = True
+        try:
+            prev_axis = self.axis_combo.currentData()
+            self.axis_combo.clear()
+            self.channel_combo.clear()
+            if layer is not None:
+                shape = spatial_shape(layer)
+                labels = self._axis_labels(layer)
+                for ax in range(max(0, len(shape) - 2)):
+                    self.axis_combo.addItem(f"{labels[ax]} ({shape[ax]})", ax)
+                if prev_axis is not None and prev_axis < self.axis_combo.count():
+                    self.axis_combo.setCurrentIndex(prev_axis)
+                if getattr(layer, "rgb", False):
+                    n_ch = int(layer_data(layer).shape[-1])
+                    self.channel_combo.addItem("colour (RGB)", None)
+                    for c, name in zip(range(n_ch), "RGBA"):
+                        self.channel_combo.addItem(name, c)
+            self.channel_combo.setEnabled(self.channel_combo.count() > 0)
+            self._refresh_outputs()
+        finally:
+            self._updating = False
+        self._update_sequence_label()
+        if layer is not None:
+            try:
+                check_layer(layer)
+            except UnsupportedLayerError as err:
+                show_warning(f"IPNet: {err}")
+
+    def _axis_labels(self, layer) -> list[str]:
+        labels = list(self.viewer.dims.axis_labels)[-layer.ndim :]
+        return [str(x) for x in labels] if len(labels) == layer.ndim else [f"axis {i}" for i in range(layer.ndim)]
+
+    @property
+    def axis(self) -> int:
+        ax = self.axis_combo.currentData()
+        return int(ax) if ax is not None else 0
+
+    def set_axis(self, axis: int) -> None:
+        idx = self.axis_combo.findData(int(axis))
+        if idx < 0:
+            raise ValueError(f"axis {axis} is not a leading axis of the selected layer")
+        self.axis_combo.setCurrentIndex(idx)
+
+    @property
+    def channel(self) -> int | None:
+        return self.channel_combo.currentData() if self.channel_combo.count() else None
+
+    def set_channel(self, channel: int | None) -> None:
+        self.channel_combo.setCurrentIndex(self.channel_combo.findData(channel))
+
+    def _viewer_position(self, layer) -> np.ndarray:
+        return np.asarray(layer.world_to_data(self.viewer.dims.point))
+
+    def _update_sequence_label(self, *_args) -> None:
+        layer = self.image_layer
+        if layer is None:
+            self.sequence_label.setText("Open an image sequence (video, time-lapse, z-stack).")
+            return
+        try:
+            spec = make_spec(layer, self.axis, self._viewer_position(layer), self.channel)
+        except UnsupportedLayerError as err:
+            self.sequence_label.setText(f"Not a sequence: {err}")
+            return
+        n = spatial_shape(layer)[self.axis]
+        self.sequence_label.setText(f"{n} frames {spec.describe(self._axis_labels(layer))}")
+
+    # ------------------------------------------------------------------ output layer
+    def _matching_labels(self, image) -> list:
+        if image is None:
+            return []
+        shape = spatial_shape(image)
+        return [
+            x for x in self.viewer.layers
+            if isinstance(x, Labels) and tuple(x.data.shape) == shape and x.metadata.get(ROLE_KEY) != "brush"
+        ]
+
+    def _refresh_outputs(self) -> None:
+        image = self.image_layer
+        current = self._output
+        self.output_combo.blockSignals(True)
+        self.output_combo.clear()
+        self.output_combo.addItem("new layer", None)
+        matches = self._matching_labels(image)
+        for x in matches:
+            self.output_combo.addItem(x.name, x.name)
+        if current is not None and current in matches:
+            self.output_combo.setCurrentIndex(matches.index(current) + 1)
+        else:
+            linked = [x for x in matches if x.metadata.get(ROLE_KEY) == "output"
+                      and image is not None and x.metadata.get(SOURCE_KEY) == image.name]
+            self._output = linked[0] if linked else None
+            if self._output is not None:
+                self.output_combo.setCurrentIndex(matches.index(self._output) + 1)
+        self.output_combo.blockSignals(False)
+        self._refresh_objects()
+
+    def _on_output_changed(self, *_args) -> None:
+        name = self.output_combo.currentData()
+        self._output = next((x for x in self.viewer.layers if isinstance(x, Labels) and x.name == name), None)
+        self._refresh_objects()
+
+    @property
+    def output_layer(self):
+        """The output Labels layer (None until created or chosen)."""
+        if self._output is not None and self._output not in self.viewer.layers:
+            self._output = None
+        return self._output
+
+    def set_output_layer(self, layer) -> None:
+        self._refresh_outputs()
+        idx = self.output_combo.findData(layer.name)
+        if idx < 0:
+            raise ValueError(f"{layer.name!r} does not have the spatial shape of the image layer")
+        self.output_combo.setCurrentIndex(idx)
+        self._output = layer
+        self._refresh_objects()
+
+    def ensure_output(self, image=None):
+        """The output Labels layer for ``image``, created if needed."""
+        image = image or self.image_layer
+        out = self.output_layer
+        if out is not None and tuple(out.data.shape) == spatial_shape(image):
+            return out
+        out = self.viewer.add_labels(
+            np.zeros(spatial_shape(image), dtype=np.uint8),
+            name=f"{image.name} IPNet",
+            scale=image.scale,
+            translate=image.translate,
+            metadata={ROLE_KEY: "output", SOURCE_KEY: image.name},
+        )
+        self._output = out
+        self._refresh_outputs()
+        self._set_layer_selected(self._scribble_layers_for(image))
+        return out
+
+    def _set_layer_selected(self, layers) -> None:
+        layers = [x for x in layers if x is not None and x in self.viewer.layers]
+        if layers:
+            self.viewer.layers.selection.active = layers[0]
+
+    # ------------------------------------------------------------------ scribble layers
+    def _scribble_layers_for(self, image) -> list:
+        return [x for x in self.viewer.layers if self._links.get(id(x)) is image]
+
+    def _find_scribble(self, image, role):
+        return next((x for x in self._scribble_layers_for(image) if x.metadata.get(ROLE_KEY) == role), None)
+
+    def _link_scribble_layer(self, layer, image) -> None:
+        self._links[id(layer)] = image
+        role = layer.metadata.get(ROLE_KEY)
+        if role in ("scribbles", "clicks"):
+            self._seen_count[id(layer)] = len(layer.data)
+            self._connect(layer.events.data, self._on_scribble_data)
+        elif role == "brush":
+            self._connect(layer.events.paint, self._on_brush_paint)
+
+    def _scribble_kwargs(self, image) -> dict:
+        return dict(scale=image.scale, translate=image.translate, rotate=image.rotate, shear=image.shear)
+
+    def scribble_layer(self, image=None) -> Shapes:
+        """The freehand Shapes scribble layer of ``image`` (created if needed)."""
+        image = self._require_image(image)
+        layer = self._find_scribble(image, "scribbles")
+        if layer is None:
+            ndim = len(spatial_shape(image))
+            layer = Shapes(
+                ndim=ndim,
+                name=f"{image.name} scribbles",
+                features={"object_id": np.zeros(0, int), "positive": np.zeros(0, bool)},
+                edge_width=max(1.0, min(spatial_shape(image)[-2:]) / 200),
+                face_color="transparent",
+                metadata={ROLE_KEY: "scribbles", SOURCE_KEY: image.name},
+                **self._scribble_kwargs(image),
+            )
+            self.viewer.add_layer(layer)
+            self._link_scribble_layer(layer, image)
+            self.ensure_output(image)
+        self._apply_stroke_style()
+        return layer
+
+    def clicks_layer(self, image=None) -> Points:
+        """The Points scribble layer of ``image`` (created if needed)."""
+        image = self._require_image(image)
+        layer = self._find_scribble(image, "clicks")
+        if layer is None:
+            from ._strokes import CLICK_RADIUS
+
+            layer = Points(
+                ndim=len(spatial_shape(image)),
+                name=f"{image.name} clicks",
+                features={"object_id": np.zeros(0, int), "positive": np.zeros(0, bool)},
+                size=2 * CLICK_RADIUS + 1,
+                metadata={ROLE_KEY: "clicks", SOURCE_KEY: image.name},
+                **self._scribble_kwargs(image),
+            )
+            self.viewer.add_layer(layer)
+            self._link_scribble_layer(layer, image)
+            self.ensure_output(image)
+        self._apply_stroke_style()
+        return layer
+
+    def brush_layer(self, image=None) -> Labels:
+        """The brush Labels scribble layer of ``image`` (created if needed)."""
+        image = self._require_image(image)
+        layer = self._find_scribble(image, "brush")
+        if layer is None:
+            layer = Labels(
+                np.zeros(spatial_shape(image), np.uint8),
+                name=f"{image.name} brush",
+                metadata={ROLE_KEY: "brush", SOURCE_KEY: image.name},
+                scale=image.scale,
+                translate=image.translate,
+            )
+            layer.brush_size = max(3, int(min(spatial_shape(image)[-2:]) / 60))
+            self.viewer.add_layer(layer)
+            self._link_scribble_layer(layer, image)
+            self.ensure_output(image)
+        self._apply_stroke_style()
+        return layer
+
+    def activate_scribbles(self, kind: str = "shapes") -> None:
+        """Create (if needed), select and arm a scribble layer: shapes, brush or clicks."""
+        try:
+            image = self._require_image()
+        except UnsupportedLayerError as err:
+            show_error(f"IPNet: {err}")
+            return
+        if kind == "shapes":
+            layer = self.scribble_layer(image)
+            self.viewer.layers.selection.active = layer
+            layer.mode = "add_path"
+        elif kind == "brush":
+            layer = self.brush_layer(image)
+            self.viewer.layers.selection.active = layer
+            layer.mode = "paint"
+        elif kind == "clicks":
+            layer = self.clicks_layer(image)
+            self.viewer.layers.selection.active = layer
+            layer.mode = "add"
+        else:
+            raise ValueError(f"unknown scribble kind {kind!r}: shapes, brush or clicks")
+        self._apply_stroke_style()
+
+    def _require_image(self, image=None):
+        image = image if image is not None else self.image_layer
+        check_layer(image)
+        return image
+
+    def _object_color(self, k: int) -> np.ndarray:
+        out = self.output_layer
+        if out is not None:
+            col = out.get_color(k)
+            if col is not None:
+                return np.asarray(col, dtype=float)
+        # the default napari labels colormap, without a layer
+        return np.asarray(Labels(np.zeros((2, 2), np.uint8)).get_color(k), dtype=float)
+
+    def _apply_stroke_style(self) -> None:
+        """Colour and features of the next strokes: the selected object, or negative."""
+        color = NEGATIVE_COLOR if self._negative else self._object_color(self._current)
+        defaults = {"object_id": self._current, "positive": not self._negative}
+        for layer in list(self.viewer.layers):
+            if id(layer) not in self._links:
+                continue
+            role = layer.metadata.get(ROLE_KEY)
+            if role in ("scribbles", "clicks"):
+                # napari applies current_* to the selected items: do not recolour them
+                if len(layer.selected_data):
+                    layer.selected_data = set()
+                layer.feature_defaults = defaults
+                if role == "scribbles":
+                    layer.current_edge_color = color
+                else:
+                    layer.current_face_color = color
+                    layer.current_border_color = color
+            elif role == "brush":
+                layer.selected_label = NEGATIVE_LABEL if self._negative else self._current
+                self._update_brush_colormap(layer)
+
+    def _update_brush_colormap(self, layer) -> None:
+        from napari.utils.colormaps import DirectLabelColormap
+
+        colors = {None: np.array([0.7, 0.7, 0.7, 1.0]), 0: np.zeros(4)}
+        for k in self._objects:
+            colors[k] = self._object_color(k)
+        colors[NEGATIVE_LABEL] = np.array([1.0, 0.19, 0.19, 1.0])
+        layer.colormap = DirectLabelColormap(color_dict=colors)
+
+    # ================================================================== objects
+    def _refresh_objects(self) -> None:
+        self.object_list.blockSignals(True)
+        self.object_list.clear()
+        for k in sorted(self._objects):
+            item = QListWidgetItem(f"{k}: {self._objects[k]}")
+            item.setData(Qt.ItemDataRole.UserRole, k)
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsEditable)
+            rgba = self._object_color(k)
+            pix = QPixmap(12, 12)
+            pix.fill(QColor.fromRgbF(*[float(c) for c in rgba[:3]]))
+            item.setIcon(QIcon(pix))
+            self.object_list.addItem(item)
+            if k == self._current:
+                self.object_list.setCurrentItem(item)
+        self.object_list.blockSignals(False)
+        self._apply_stroke_style()
+
+    @property
+    def objects(self) -> dict[int, str]:
+        """Object id (label value) -> name."""
+        return dict(self._objects)
+
+    @property
+    def current_object(self) -> int:
+        return self._current
+
+    def add_object(self, name: str | None = None) -> int | None:
+        """Add an object (next free label value) and select it."""
+        used = set(self._objects)
+        out = self.output_layer
+        top = max(used, default=0)
+        if out is not None and out.data.size:
+            top = max(top, int(np.max(out.data)))
+        k = top + 1
+        if k > MAX_OBJECTS:
+            show_warning(f"IPNet: at most {MAX_OBJECTS} objects (label {NEGATIVE_LABEL} marks brush negatives)")
+            return None
+        self._objects[k] = name or f"object {k}"
+        self._current = k
+        self._refresh_objects()
+        return k
+
+    def select_object(self, k: int) -> None:
+        if k not in self._objects:
+            if 1 <= k <= MAX_OBJECTS:
+                self._objects[k] = f"object {k}"
+            else:
+                return
+        self._current = int(k)
+        self._refresh_objects()
+        self.status_label.setText(f"Object {k} ({self._objects[k]}) selected.")
+
+    def rename_object(self, k: int, name: str) -> None:
+        if k not in self._objects:
+            raise KeyError(f"no object {k}")
+        self._objects[k] = str(name)
+        out = self.output_layer
+        if out is not None:
+            out.metadata.setdefault("napari_ipnet_objects", {})[int(k)] = str(name)
+        self._refresh_objects()
+
+    def _on_object_row(self, row: int) -> None:
+        item = self.object_list.item(row)
+        if item is not None:
+            self._current = int(item.data(Qt.ItemDataRole.UserRole))
+            self._apply_stroke_style()
+
+    def _on_object_renamed(self, item) -> None:
+        k = int(item.data(Qt.ItemDataRole.UserRole))
+        text = item.text()
+        prefix = f"{k}: "
+        name = text[len(prefix):] if text.startswith(prefix) else text
+        if name.strip() and name != self._objects.get(k):
+            self.rename_object(k, name.strip())
+
+    def set_negative(self, negative: bool) -> None:
+        self._negative = bool(negative)
+        if self.negative_check.isChecked() != self._negative:
+            self.negative_check.blockSignals(True)
+            self.negative_check.setChecked(self._negative)
+            self.negative_check.blockSignals(False)
+        self._apply_stroke_style()
+
+    def toggle_negative(self) -> None:
+        self.set_negative(not self._negative)
+
+    # ================================================================== model
+    def set_model(self, model, name: str | None = None) -> None:
+        """Use ``model`` (an IPNetModel); existing sessions restart (results are kept)."""
+        self.model = model
+        self.model_label_text = name or getattr(model, "name", "model")
+        self._drop_sessions()
+        dev = getattr(model, "device", "?")
+        self.model_status.setText(f"Model: {self.model_label_text} on {dev}")
+        self._pump()
+
+    def _drop_sessions(self) -> None:
+        busy = self._job.record if self._job is not None else None
+        self._records = {k: r for k, r in self._records.items() if r is busy}
+        self._active = busy
+
+    def _on_model_choice(self, *_args) -> None:
+        if self.model_combo.currentData() == "file":
+            path, _ = QFileDialog.getOpenFileName(
+                self, "IPNet checkpoint", "", "Checkpoints (*.safetensors *.pt *.pth)"
+            )
+            if not path:
+                self.model_combo.setCurrentIndex(0)
+                return
+            self._model_source = path
+        self.model = None
+        self.model_status.setText("Model: not loaded (loads with the first scribble, or press Load)")
+
+    def _on_device_changed(self, *_args) -> None:
+        if self.model is None:
+            return
+        device = self.device_combo.currentText()
+        if not self.is_idle():
+            show_warning("IPNet: the device changes once the running job has finished")
+        try:
+            from ..weights import resolve_device
+
+            dev = resolve_device(device)
+            self.model.to(dev)
+        except Exception as err:  # noqa: BLE001
+            show_error(f"IPNet: cannot use device {device!r}: {_short(err)}. Choose 'auto' or 'cpu'.")
+            self.device_combo.blockSignals(True)
+            self.device_combo.setCurrentText("auto")
+            self.device_combo.blockSignals(False)
+            return
+        self.set_model(self.model, self.model_label_text)
+
+    def load_model(self) -> None:
+        """Load the weights chosen in the widget (in a worker thread)."""
+        if self._loading:
+            return
+        choice = self.model_combo.currentData()
+        device = self.device_combo.currentText()
+        name = self._model_source if choice == "file" else choice
+        if choice == "file" and not name:
+            show_error("IPNet: choose a checkpoint file first (Weights > Checkpoint file...)")
+            return
+        if choice == "ipnet-paper" and not self._paper_weights_present():
+            if not self._ask_license():
+                show_warning(
+                    "IPNet: the original weights were not downloaded. Choose the bundled default "
+                    "weights or a checkpoint file, or run `napari-ipnet fetch-weights ipnet-paper`."
+                )
+                self._fail_jobs_needing_model()
+                return
+            self._start_load(name, device, download=True)
+            return
+        self._start_load(name, device)
+
+    def _paper_weights_present(self) -> bool:
+        from ..weights import PAPER_FILES, cache_dir
+
+        folder = cache_dir() / "ipnet-paper"
+        return all((folder / f).is_file() for f in PAPER_FILES.values())
+
+    def _ask_license(self) -> bool:
+        answer = QMessageBox.question(
+            self,
+            "IPNet original weights: licence",
+            PAPER_LICENSE_TEXT,
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        return answer == QMessageBox.StandardButton.Yes
+
+    def _start_load(self, name: str, device: str, download: bool = False) -> None:
+        self._loading = True
+        self.model_status.setText(f"Model: loading {name} ..." if not download else "Model: downloading ...")
+        self._update_buttons()
+
+        def work():
+            if download:
+                try:
+                    from ..fetch import fetch_weights
+                except ImportError as err:
+                    raise RuntimeError(
+                        "this installation cannot download weights (napari_ipnet.fetch is missing); "
+                        "run `napari-ipnet fetch-weights ipnet-paper` or use a checkpoint file"
+                    ) from err
+                fetch_weights("ipnet-paper", progress=False, accept_license=True)
+            from ..weights import load_model
+
+            return load_model(name, device=device)
+
+        pbar = progress(total=0, desc="IPNet: downloading weights" if download else "IPNet: loading weights")
+        worker = create_worker(work, _start_thread=False)
+
+        def done(model):
+            self.set_model(model, str(getattr(model, "name", name)) + (" (trained)" if name == "default" else ""))
+
+        def failed(err):
+            self._show_job_error(err, "loading the weights")
+            self._fail_jobs_needing_model()
+
+        def finished():
+            pbar.close()
+            self._loading = False
+            self._worker = None
+            self._update_buttons()
+            self._pump()
+
+        worker.returned.connect(done)
+        worker.errored.connect(failed)
+        worker.finished.connect(finished)
+        self._worker = worker
+        worker.start()
+
+    def _fail_jobs_needing_model(self) -> None:
+        if self.model is None and self._jobs:
+            self._jobs.clear()
+            self.status_label.setText("No model: the scribbles were not processed.")
+            self.model_status.setText("Model: not loaded")
+
+    # ================================================================== sessions
+    def _record_for(self, image, spec: SequenceSpec) -> _Record:
+        key = (id(image), spec)
+        rec = self._records.get(key)
+        if rec is None:
+            from ..session import Session
+
+            frames = frame_view(image, spec)
+            rec = _Record(image, spec, Session(frames, self.model), frames)
+            self._records[key] = rec
+        return rec
+
+    @property
+    def session(self):
+        """Session of the last interaction (None before the first one)."""
+        return self._active.session if self._active is not None else None
+
+    @property
+    def sessions(self) -> list:
+        return [r.session for r in self._records.values()]
+
+    # ================================================================== scribble events
+    def _on_scribble_data(self, event) -> None:
+        layer = event.source
+        action = str(getattr(event, "action", "added"))
+        n_before = self._seen_count.get(id(layer), 0)
+        n = len(layer.data)
+        if action in ("removed", "changed") or n < n_before:
+            self._seen_count[id(layer)] = n
+            return
+        if action not in ("added",):
+            return
+        self._seen_count[id(layer)] = n
+        if n <= n_before:
+            return
+        image = self._links.get(id(layer))
+        if image is None or image not in self.viewer.layers:
+            show_error("IPNet: the image layer of these scribbles is gone; open it again")
+            return
+        role = layer.metadata.get(ROLE_KEY)
+        groups: dict[tuple, dict[int, list]] = {}
+        try:
+            for i in range(n_before, n):
+                feats = layer.features.iloc[i] if len(layer.features) > i else {}
+                obj = int(feats.get("object_id", self._current)) if len(feats) else self._current
+                positive = bool(feats.get("positive", True)) if len(feats) else True
+                if role == "scribbles":
+                    verts = to_layer_coords(layer, image, np.asarray(layer.data[i]))
+                    stype = layer.shape_type[i]
+                else:
+                    verts = to_layer_coords(layer, image, np.asarray(layer.data[i])[None])
+                    stype = "click"
+                frame, spec = self._locate(image, verts)
+                h, w = spatial_shape(image)[-2:]
+                yx = verts[:, -2:]
+                m = click_map(yx, h, w) if stype == "click" else shape_map(yx, stype, h, w)
+                if not m.any():
+                    show_warning("IPNet: the stroke is outside the image; draw on the image")
+                    continue
+                entry = groups.setdefault((spec, frame), {}).setdefault(obj, [None, None])
+                slot = 0 if positive else 1
+                entry[slot] = m if entry[slot] is None else entry[slot] | m
+        except UnsupportedLayerError as err:
+            show_error(f"IPNet: {err}")
+            return
+        for (spec, frame), per_obj in groups.items():
+            self._submit_interaction(image, spec, frame, per_obj)
+
+    def _locate(self, image, verts: np.ndarray) -> tuple[int, SequenceSpec]:
+        """Frame and spec of a stroke from its (leading) coordinates."""
+        base = make_spec(image, self.axis, verts[0], self.channel)
+        lead = np.rint(verts[:, : base.ndim - 2]).astype(int)
+        if lead.size and (lead != lead[0]).any():
+            show_warning("IPNet: the stroke spans several frames; it is used on its first frame")
+        shape = spatial_shape(image)
+        pos = np.clip(lead[0], 0, np.asarray(shape[: base.ndim - 2]) - 1) if lead.size else []
+        frame, spec = base.frame_of(list(pos))
+        return frame, spec
+
+    def _on_brush_paint(self, event) -> None:
+        layer = event.source
+        image = self._links.get(id(layer))
+        if image is None or image not in self.viewer.layers:
+            return
+        ndim = len(spatial_shape(image))
+        combos = paint_bounds(getattr(event, "value", None) or [], ndim)
+        if combos is None:
+            combos = [tuple(int(round(v)) for v in self._viewer_position(image)[: ndim - 2])]
+        data = layer.data
+        groups: dict[tuple, dict[int, list]] = {}
+        for lead in combos:
+            try:
+                frame, spec = self._locate(image, np.asarray([list(lead) + [0, 0]], float))
+            except UnsupportedLayerError as err:
+                show_error(f"IPNet: {err}")
+                return
+            region = np.asarray(data[tuple(lead)])
+            key = (id(layer), tuple(lead))
+            prev = self._brush_seen.get(key)
+            if prev is None:
+                prev = np.zeros_like(region)
+            self._brush_seen[key] = region.copy()
+            new = (region != prev) & (region != 0)
+            if not new.any():
+                continue
+            per_obj: dict[int, list] = {}
+            values = [int(v) for v in np.unique(region[new])]
+            neg = (region == NEGATIVE_LABEL) & new
+            for v in values:
+                if v == NEGATIVE_LABEL:
+                    continue
+                if v not in self._objects:
+                    self._objects[v] = f"object {v}"
+                per_obj[v] = [(region == v) & new, None]
+            if neg.any():
+                per_obj.setdefault(self._current, [None, None])[1] = neg
+            groups[(spec, frame)] = per_obj
+        if any(k not in self._objects for g in groups.values() for k in g):
+            pass
+        self._refresh_objects()
+        for (spec, frame), per_obj in groups.items():
+            self._submit_interaction(image, spec, frame, per_obj)
+
+    def _submit_interaction(self, image, spec, frame, per_obj) -> None:
+        items = [(k, pos, neg) for k, (pos, neg) in sorted(per_obj.items()) if pos is not None or neg is not None]
+        if not items:
+            return
+        for k, _p, _n in items:
+            self._objects.setdefault(k, f"object {k}")
+        job = _Job("interact", frame=frame, items=items)
+        job.image = image  # the record is made when the job runs (after the model loads)
+        job.spec = spec
+        self._jobs.append(job)
+        self._pump()
+
+    # ================================================================== jobs
+    def is_idle(self) -> bool:
+        """No job running or waiting (the model may still be loading)."""
+        return self._worker is None and not self._jobs and not self._loading
+
+    def _update_buttons(self) -> None:
+        busy = not self.is_idle()
+        running_prop = self._job is not None and self._job.kind == "propagate"
+        self.cancel_btn.setEnabled(running_prop)
+        self.reset_btn.setEnabled(not busy)
+        self.reset_all_btn.setEnabled(not busy)
+        self.load_btn.setEnabled(not self._loading)
+        self.busy_changed.emit(busy)
+
+    def _pump(self) -> None:
+        if self._worker is not None or self._loading or not self._jobs:
+            self._update_buttons()
+            return
+        if self.model is None:
+            self.load_model()
+            return
+        job = self._jobs.popleft()
+        try:
+            if job.kind == "interact":
+                self._start_interaction(job)
+            elif job.kind == "propagate":
+                self._start_propagation(job)
+        except Exception as err:  # noqa: BLE001 - never leave the queue stuck
+            self._show_job_error(err, job.kind)
+            self._worker = None
+            self._job = None
+            self._pump()
+        self._update_buttons()
+
+    def _show_job_error(self, err: BaseException, what: str) -> None:
+        log.debug("IPNet %s failed", what, exc_info=err)
+        from ..weights import WeightsError
+
+        if isinstance(err, WeightsError):
+            show_error(
+                f"IPNet: no usable weights: {_short(err)}. In the IPNet widget choose "
+                "'Original IPNet' (downloads the published weights) or 'Checkpoint file...'."
+            )
+        elif _is_oom(err):
+            show_error(
+                f"IPNet: out of GPU memory while {what}. Choose device 'cpu' in the IPNet widget, "
+                "close other programs using the GPU, or work on a cropped / downscaled stack."
+            )
+        elif isinstance(err, (ValueError, IndexError, KeyError, UnsupportedLayerError)):
+            show_error(f"IPNet: {what} failed: {_short(err)}")
+        else:
+            show_error(f"IPNet: {what} failed ({type(err).__name__}: {_short(err)}). See the log for details.")
+
+    # ------------------------------------------------------------------ interaction
+    def _start_interaction(self, job: _Job) -> None:
+        image = job.image
+        if image not in self.viewer.layers:
+            raise UnsupportedLayerError("the image layer was removed before its scribbles were processed")
+        rec = self._record_for(image, job.spec)
+        job.record = rec
+        self._active = rec
+        session = rec.session
+        frame = job.frame
+
+        def work():
+            for k, pos, neg in job.items:
+                session.interact(frame, pos, neg, object_id=k)
+            return session.label_frame(frame), list(session.object_ids)
+
+        worker = create_worker(work, _start_thread=False)
+        worker.returned.connect(lambda res: self._interaction_returned(job, res))
+        worker.errored.connect(lambda err: self._show_job_error(err, "segmenting the frame"))
+        worker.finished.connect(self._job_finished)
+        self._worker, self._job = worker, job
+        self.status_label.setText(f"Segmenting frame {frame} ...")
+        worker.start()
+
+    def _interaction_returned(self, job: _Job, result) -> None:
+        labels, managed = result
+        out = self.output_layer
+        if out is None or tuple(out.data.shape) != spatial_shape(job.record.layer):
+            out = self.ensure_output(job.record.layer)
+        change = frame_change(out.data, job.record.spec, job.frame, labels, managed)
+        apply_with_history(out, [change] if change is not None else [])
+        self._refresh_objects()
+        dt = time.perf_counter() - job.t_submit
+        plan = job.record.session.propagation_plan()
+        self.status_label.setText(
+            f"Frame {job.frame} segmented ({dt:.2f} s). Propagate ({len(plan)} frames) or scribble again."
+        )
+        self.interaction_done.emit(job.frame)
+
+    def _job_finished(self) -> None:
+        self._worker = None
+        self._job = None
+        self._pump()
+        self._update_buttons()
+
+    # ------------------------------------------------------------------ propagation
+    def propagate(self) -> None:
+        """Propagate the last scribbled frame through the stack (queued if busy)."""
+        if self._t_propagate is None:
+            self._t_propagate = time.perf_counter()
+        queued_interactions = [j for j in self._jobs if j.kind == "interact"]
+        if self._active is None and not queued_interactions and not (self._job and self._job.kind == "interact"):
+            show_warning("IPNet: nothing to propagate yet: scribble on a frame first")
+            self._t_propagate = None
+            return
+        if any(j.kind == "propagate" for j in self._jobs):
+            return
+        self._jobs.append(_Job("propagate"))
+        self._pump()
+
+    def _start_propagation(self, job: _Job) -> None:
+        rec = self._active
+        if rec is None or rec.layer not in self.viewer.layers:
+            self._t_propagate = None
+            raise UnsupportedLayerError("the image layer of the last scribble is gone")
+        session = rec.session
+        if session.pending_frame is None:
+            self._t_propagate = None
+            show_info("IPNet: this round is already propagated; scribble a correction first")
+            return
+        plan = session.propagation_plan()
+        out = self.output_layer
+        if out is None or tuple(out.data.shape) != spatial_shape(rec.layer):
+            out = self.ensure_output(rec.layer)
+        job.record = rec
+        cancel = threading.Event()
+        self._cancel_event = cancel
+        self._recorder = RoundRecorder(out)
+        self._round_target = out
+        frames_gen = session.propagate()  # round state lives in this generator
+
+        def work():
+            for t in frames_gen:
+                yield t, session.label_frame(t), list(session.object_ids)
+                if cancel.is_set():
+                    return
+
+        self._pbar = _CancelProgress(
+            total=max(1, len(plan)), desc=f"IPNet: propagating from frame {session.pending_frame}",
+            cancel_callback=self.cancel,
+        )
+        worker = create_worker(work, _start_thread=False)
+        worker.yielded.connect(lambda res: self._frame_arrived(job, res))
+        worker.errored.connect(lambda err: self._show_job_error(err, "propagating"))
+
+        def finished():
+            frames_gen.close()  # no-op when done; closes the round if the worker was aborted
+            self._propagation_finished(job)
+
+        worker.finished.connect(finished)
+        self._worker, self._job = worker, job
+        self.status_label.setText(f"Propagating {len(plan)} frames ...")
+        worker.start()
+
+    def _frame_arrived(self, job: _Job, result) -> None:
+        t, labels, managed = result
+        rec = job.record
+        out = self._round_target
+        if out is None or out not in self.viewer.layers:
+            return
+        change = frame_change(out.data, rec.spec, t, labels, managed)
+        self._recorder.write(t, change)
+        if self._pbar is not None:
+            self._pbar.update(1)
+        self.frame_done.emit(t)
+
+    def _propagation_finished(self, job: _Job) -> None:
+        cancelled = self._cancel_event is not None and self._cancel_event.is_set()
+        frames = []
+        if self._recorder is not None:
+            frames = list(self._recorder.frames)
+            if self._round_target is not None and self._round_target in self.viewer.layers:
+                self._recorder.commit()
+        if self._pbar is not None:
+            self._pbar.close()
+        self._pbar = None
+        self._recorder = None
+        self._round_target = None
+        self._cancel_event = None
+        if self._t_propagate is not None:
+            self.last_propagation_seconds = time.perf_counter() - self._t_propagate
+        self._t_propagate = None
+        self.last_round_frames = frames
+        dt = self.last_propagation_seconds or 0.0
+        word = "cancelled after" if cancelled else "propagated"
+        self.status_label.setText(f"{word} {len(frames)} frames in {dt:.1f} s. Correct the worst frame and propagate again.")
+        self._worker = None
+        self._job = None
+        self.propagation_finished.emit(frames, cancelled)
+        self._pump()
+        self._update_buttons()
+
+    def cancel(self) -> None:
+        """Stop the running propagation after the current frame; drop queued propagations."""
+        self._jobs = deque(j for j in self._jobs if j.kind != "propagate")
+        if self._cancel_event is not None:
+            self._cancel_event.set()
+        self._update_buttons()
+
+    # ================================================================== undo / reset
+    def undo(self) -> None:
+        """Undo the last write to the output layer (one interaction or one round)."""
+        out = self.output_layer
+        if out is None:
+            return
+        if not self.is_idle():
+            show_warning("IPNet: wait for the running job to finish before undoing")
+            return
+        out.undo()
+
+    def reset_object(self, k: int | None = None) -> None:
+        """Forget object ``k`` (selected one by default): results, strokes, session memory."""
+        k = self._current if k is None else int(k)
+        if not self.is_idle():
+            show_warning("IPNet: wait for the running job to finish before resetting")
+            return
+        out = self.output_layer
+        changes = []
+        for rec in self._records.values():
+            if k in rec.session.object_ids:
+                rec.session.reset(k)
+                if out is not None and tuple(out.data.shape) == spatial_shape(rec.layer):
+                    changes += [erase_change(out.data, rec.spec, f, k) for f in range(rec.frames.shape[0])]
+        if out is not None:
+            apply_with_history(out, changes)
+        self._clear_strokes({k})
+        if len(self._objects) > 1 and k in self._objects:
+            del self._objects[k]
+            self._current = min(self._objects)
+        self._refresh_objects()
+        self.status_label.setText(f"Object {k} reset.")
+
+    def reset_all(self) -> None:
+        """Forget every object IPNet manages; other labels of the output layer are kept."""
+        if not self.is_idle():
+            show_warning("IPNet: wait for the running job to finish before resetting")
+            return
+        out = self.output_layer
+        changes = []
+        for rec in self._records.values():
+            ids = rec.session.object_ids
+            rec.session.reset()
+            if out is not None and tuple(out.data.shape) == spatial_shape(rec.layer):
+                for k in ids:
+                    changes += [erase_change(out.data, rec.spec, f, k) for f in range(rec.frames.shape[0])]
+        if out is not None:
+            apply_with_history(out, changes)
+        self._clear_strokes(None)
+        self._records.clear()
+        self._active = None
+        self._objects = {1: "object 1"}
+        self._current = 1
+        self._refresh_objects()
+        self.status_label.setText("All objects reset.")
+
+    def _clear_strokes(self, ids: set[int] | None) -> None:
+        """Remove the strokes of ``ids`` (all when None) from the scribble layers."""
+        for layer in list(self.viewer.layers):
+            if id(layer) not in self._links:
+                continue
+            role = layer.metadata.get(ROLE_KEY)
+            if role in ("scribbles", "clicks"):
+                if not len(layer.data):
+                    continue
+                obj = np.asarray(layer.features["object_id"]) if "object_id" in layer.features else None
+                if ids is None or obj is None:
+                    drop = set(range(len(layer.data)))
+                else:
+                    drop = {i for i, v in enumerate(obj) if int(v) in ids}
+                if drop:
+                    layer.selected_data = drop
+                    layer.remove_selected()
+                self._seen_count[id(layer)] = len(layer.data)
+            elif role == "brush":
+                data = layer.data
+                if ids is None:
+                    data[...] = 0
+                else:
+                    for k in ids:
+                        data[data == k] = 0
+                layer.refresh()
+                for key in [key for key in self._brush_seen if key[0] == id(layer)]:
+                    del self._brush_seen[key]
+
+
+def _make_cleanup(viewer_ref, connected, bound_keys):
+    """Cleanup run when the Qt widget is destroyed (holds no reference to it)."""
+
+    def cleanup(*_args):
+        for emitter, cb in list(connected):
+            try:
+                emitter.disconnect(cb)
+            except Exception:  # noqa: BLE001
+                pass
+        connected.clear()
+        viewer = viewer_ref()
+        if viewer is not None:
+            for key, previous in list(bound_keys):
+                try:
+                    viewer.bind_key(key, previous, overwrite=True)
+                except Exception:  # noqa: BLE001
+                    pass
+        bound_keys.clear()
+
+    return cleanup

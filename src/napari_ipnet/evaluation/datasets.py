@@ -1,0 +1,211 @@
+"""Evaluation units from a DAVIS-layout folder or from a TIFF image / label stack pair.
+
+DAVIS layout (``ROOT``)::
+
+    JPEGImages/480p/<seq>/00000.jpg ...
+    Annotations/480p/<seq>/00000.png ...   binary, grayscale or indexed (palette) PNG
+    Scribbles/<seq>/001.json               optional human first scribble
+
+Object ids are the unique non-zero values of the annotations (255 is void in palette
+PNGs and is not an object). A binary mask stored as 0/255 grayscale is one object.
+
+TIFF stacks: a 4D image is read as (T, Z, Y, X), a 3D image as (N, Y, X) along the
+chosen axis. Each chosen object becomes its own single-object unit: its mask through
+the stack (label value == id) is the ground truth.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .protocol import VOID_LABEL, EvalSequence
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+def _read_image(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def read_annotation(path: str | Path) -> np.ndarray:
+    """One annotation PNG as uint8/uint16 labels (0 background, 255 void for palettes)."""
+    from PIL import Image
+
+    path = Path(path)
+    with Image.open(path) as im:
+        mode = im.mode
+        a = np.asarray(im)
+    if mode == "P":
+        return a.astype(np.uint8, copy=False)
+    if mode == "1" or a.dtype == bool:
+        return a.astype(np.uint8)
+    if a.ndim == 3:
+        if a.shape[-1] in (3, 4) and (a[..., :3] == a[..., :1]).all():
+            a = a[..., 0]  # grey stored as RGB
+        else:
+            raise ValueError(
+                f"{path}: colour annotation PNGs are not supported; save indexed (palette) PNGs "
+                "or one grey level per object"
+            )
+    if mode in ("L", "LA", "RGB", "RGBA") and set(np.unique(a).tolist()) <= {0, 255}:
+        return (a > 0).astype(np.uint8)  # a binary mask saved as 0 / 255
+    if a.dtype.kind not in "ui":
+        raise ValueError(f"{path}: annotation of dtype {a.dtype} is not a label map")
+    return a
+
+
+def davis_sequences(root: str | Path, resolution: str = "480p") -> list[str]:
+    """Sequences of a DAVIS-layout folder that have both frames and annotations."""
+    root = Path(root)
+    img_dir = root / "JPEGImages" / resolution
+    ann_dir = root / "Annotations" / resolution
+    if not img_dir.is_dir() or not ann_dir.is_dir():
+        raise FileNotFoundError(
+            f"{root} is not a DAVIS-layout folder: expected JPEGImages/{resolution}/<seq>/ and "
+            f"Annotations/{resolution}/<seq>/"
+        )
+    return sorted(p.name for p in img_dir.iterdir() if p.is_dir() and (ann_dir / p.name).is_dir())
+
+
+def load_davis_sequence(
+    root: str | Path, name: str, resolution: str = "480p", scribble_index: int | None = 1
+) -> EvalSequence:
+    """Load one DAVIS sequence (frames, labels, optional human scribble) into memory."""
+    root = Path(root)
+    img_dir = root / "JPEGImages" / resolution / name
+    ann_dir = root / "Annotations" / resolution / name
+    images = sorted(p for p in img_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if img_dir.is_dir() else []
+    anns = sorted(p for p in ann_dir.glob("*.png")) if ann_dir.is_dir() else []
+    if not images:
+        raise FileNotFoundError(f"no frames in {img_dir}")
+    if len(anns) != len(images):
+        raise ValueError(
+            f"{name}: {len(images)} frames but {len(anns)} annotations; the interactive protocol "
+            "needs an annotation for every frame"
+        )
+    frames = np.stack([_read_image(p) for p in images])
+    gt = np.stack([read_annotation(p) for p in anns])
+    if gt.shape != frames.shape[:3]:
+        raise ValueError(f"{name}: annotations {gt.shape} and frames {frames.shape[:3]} differ in size")
+    scribble = None
+    scribble_path = None
+    if scribble_index is not None:
+        path = root / "Scribbles" / name / f"{int(scribble_index):03d}.json"
+        if path.is_file():
+            scribble = json.loads(path.read_text())
+            scribble_path = str(path)
+    objects = [k for k in np.unique(gt).tolist() if k not in (0, VOID_LABEL)]
+    return EvalSequence(
+        name=name, frames=frames, gt=gt, objects=objects, scribble=scribble,
+        meta={"source": "davis", "root": str(root), "scribble": scribble_path},
+    )
+
+
+def iter_davis(
+    root: str | Path, names: Sequence[str] | None = None, resolution: str = "480p",
+    scribble_index: int | None = 1,
+) -> Iterator[EvalSequence]:
+    """Load the sequences one at a time (only one is held in memory)."""
+    available = davis_sequences(root, resolution)
+    if names:
+        missing = [n for n in names if n not in available]
+        if missing:
+            raise FileNotFoundError(f"sequences not found in {root}: {missing}; available: {available}")
+    for name in names or available:
+        yield load_davis_sequence(root, name, resolution, scribble_index)
+
+
+# ---------------------------------------------------------------------- TIFF stacks
+def _read_tiff(path: str | Path) -> np.ndarray:
+    import tifffile
+
+    return np.asarray(tifffile.imread(str(path)))
+
+
+def slice_stack(
+    stack: np.ndarray, axis: str, z: int | None = None, t: int | None = None, ndim: int | None = None
+) -> tuple[np.ndarray, str]:
+    """(N, Y, X[, C]) slices of a (T, Z, Y, X[, C]) or (N, Y, X[, C]) stack along ``axis``.
+
+    ``ndim`` is the number of non-channel axes (default: ``stack.ndim``). Along 't' the
+    plane is ``z`` (default: the middle plane), along 'z' the time point ``t`` (default 0).
+    Returns the slices and a description of the plane.
+    """
+    if axis not in ("t", "z"):
+        raise ValueError(f"axis must be 't' or 'z', got {axis!r}")
+    ndim = stack.ndim if ndim is None else int(ndim)
+    if ndim == 3:
+        if (axis == "t" and z not in (None, 0)) or (axis == "z" and t not in (None, 0)):
+            raise ValueError(f"a 3D stack {stack.shape} has no second axis to choose a plane on")
+        return stack, "3d"
+    if ndim != 4:
+        raise ValueError(f"expected a (T, Z, Y, X) or (N, Y, X) stack, got shape {stack.shape}")
+    T, Z = stack.shape[:2]
+    if axis == "t":
+        z = Z // 2 if z is None else int(z)
+        if not 0 <= z < Z:
+            raise ValueError(f"--z {z} is out of range: the stack has {Z} planes (0..{Z - 1})")
+        return stack[:, z], f"z={z}"
+    t = 0 if t is None else int(t)
+    if not 0 <= t < T:
+        raise ValueError(f"--t {t} is out of range: the stack has {T} time points (0..{T - 1})")
+    return stack[t], f"t={t}"
+
+
+def choose_objects(labels: np.ndarray, objects: Sequence[int] | None = None, max_objects: int = 3) -> list[int]:
+    """Objects to evaluate: the given ids (checked), or the ``max_objects`` ids present in
+    the most slices (ties: larger total area, then smaller id)."""
+    ids = np.unique(labels)
+    ids = [int(i) for i in ids if i != 0]
+    if objects:
+        missing = [k for k in objects if k not in ids]
+        if missing:
+            raise ValueError(f"objects {missing} are not in the label stack (ids present: {ids[:20]}...)")
+        return [int(k) for k in objects]
+    stats = []
+    for k in ids:
+        m = labels == k
+        stats.append((-int(m.any(axis=(1, 2)).sum()), -int(m.sum()), k))
+    return [k for _, _, k in sorted(stats)[: int(max_objects)]]
+
+
+def load_tiff_units(
+    image: str | Path,
+    labels: str | Path,
+    axis: str = "t",
+    z: int | None = None,
+    t: int | None = None,
+    objects: Sequence[int] | None = None,
+    max_objects: int = 3,
+) -> list[EvalSequence]:
+    """One single-object unit per chosen object of a TIFF image / label stack pair."""
+    img = _read_tiff(image)
+    lab = _read_tiff(labels)
+    if img.shape[: lab.ndim] != lab.shape or img.ndim > lab.ndim + 1:
+        raise ValueError(f"image {img.shape} and labels {lab.shape} differ in shape")
+    if img.ndim == lab.ndim + 1 and img.shape[-1] not in (1, 3, 4):
+        raise ValueError(f"image {img.shape} has an extra last axis that is not 1, 3 or 4 channels")
+    frames, where = slice_stack(img, axis, z, t, ndim=lab.ndim)
+    gt_all, _ = slice_stack(lab, axis, z, t)
+    chosen = choose_objects(gt_all, objects, max_objects)
+    if not chosen:
+        raise ValueError("the chosen plane of the label stack has no object")
+    stem = Path(image).stem
+    units = []
+    for k in chosen:
+        gt = (gt_all == k).astype(np.uint8)
+        units.append(
+            EvalSequence(
+                name=f"{stem}:{axis}-axis:{where}:obj{k}", frames=frames, gt=gt, objects=[1],
+                meta={"source": "tiff", "image": str(image), "labels": str(labels), "axis": axis,
+                      "plane": where, "object": int(k)},
+            )
+        )
+    return units

@@ -1,0 +1,420 @@
+"""The DAVIS interactive protocol, run against any session-like object.
+
+One evaluation unit (:class:`EvalSequence`) is a frame stack with its ground-truth label
+stack. For each unit:
+
+- round 1 uses the unit's human scribble (DAVIS ``Scribbles/<seq>/001.json``) when it
+  has one, otherwise the robot's scribble on an empty prediction, on the frame with the
+  largest total foreground;
+- every later round, the robot corrects the worst frame not yet annotated (worst mean J
+  over objects; when every frame has been annotated, the worst frame overall);
+- each round calls ``session.interact_davis(scribble)`` and exhausts
+  ``session.propagate()``; its wall time (interaction + propagation only, not the
+  robot nor the metrics) and J / F of ``session.labels`` are recorded.
+
+Summaries follow the DAVIS interactive framework: J per object is its mean over frames;
+a sequence's (and the overall) J is the mean over its objects. The time curve starts
+at (0 s, 0), adds one point per round at the cumulated mean round time, and is held
+constant up to a time-out (``max_time`` seconds per object times the mean number of
+objects, or without ``max_time``: rounds x the longest round). AUC is the area under
+that curve divided by the time-out; J@60 is the curve interpolated at 60 s (held
+constant after the last point). The area under J over rounds is the trapezoid area of
+J against rounds 1..R divided by R - 1 (J of round 1 when R = 1).
+
+The session is built by a factory ``frames -> session`` so that any object with
+``interact_davis(scribble) -> frame``, ``propagate()`` (an iterable) and ``labels``
+((T, H, W) integer array) can be evaluated, e.g. a stub in tests.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .metrics import evaluate_labels, object_ids
+from .robot import ScribbleRobot, n_strokes
+
+TIME_THRESHOLD = 60.0
+VOID_LABEL = 255
+
+
+@dataclass
+class EvalSequence:
+    """One evaluation unit: frames, ground truth and (optionally) a human first scribble.
+
+    frames: (T, H, W) or (T, H, W, C) array-like, given as is to the session factory.
+    gt: (T, H, W) integer labels (0 background, 255 void in DAVIS palettes).
+    objects: object ids to score (default: the non-zero, non-void ids of ``gt``).
+    """
+
+    name: str
+    frames: object
+    gt: np.ndarray
+    objects: list[int] = field(default_factory=list)
+    scribble: dict | None = None
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.gt = np.asarray(self.gt)
+        if self.gt.ndim != 3:
+            raise ValueError(f"{self.name}: ground truth must be (T, H, W), got {self.gt.shape}")
+        shape = tuple(getattr(self.frames, "shape", ()))
+        if shape[:3] != self.gt.shape:
+            raise ValueError(
+                f"{self.name}: frames {shape} and ground truth {self.gt.shape} differ in (T, H, W)"
+            )
+        if not self.objects:
+            self.objects = object_ids(self.gt, void=VOID_LABEL)
+        if not self.objects:
+            raise ValueError(f"{self.name}: the ground truth has no object")
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.gt.shape[0])
+
+
+# ---------------------------------------------------------------------- time curves
+def time_curve(times: Sequence[float], values: Sequence[float], timeout: float | None = None,
+               threshold: float = TIME_THRESHOLD) -> dict:
+    """AUC and value at ``threshold`` seconds of a metric-versus-cumulated-time curve.
+
+    Parameters
+    ----------
+    times:
+        Duration of each round (seconds), in order.
+    values:
+        Metric after each round.
+    timeout:
+        End of the curve. ``None``: ``len(times) * max(times)`` (DAVIS without a time
+        limit). Rounds finishing after the timeout are cut off at it.
+
+    Returns
+    -------
+    dict
+        ``auc`` (area / timeout), ``at_threshold`` (interpolated, held after the last
+        point), ``threshold``, ``timeout``, and ``curve`` {``time``, ``value``}.
+    """
+    times = np.asarray(times, np.float64)
+    values = np.asarray(values, np.float64)
+    if times.shape != values.shape or times.ndim != 1 or len(times) == 0:
+        raise ValueError("times and values must be two non-empty 1D sequences of the same length")
+    if (times < 0).any():
+        raise ValueError("round times must be non-negative")
+    t = np.concatenate([[0.0], np.cumsum(times)])
+    v = np.concatenate([[0.0], values])
+    if timeout is None:
+        timeout = float(len(times) * times.max())
+    timeout = float(timeout)
+    if timeout < t[-1]:  # rounds past the time-out do not count
+        keep = t <= timeout
+        v_end = float(np.interp(timeout, t, v))
+        t, v = np.append(t[keep], timeout), np.append(v[keep], v_end)
+    else:
+        t, v = np.append(t, timeout), np.append(v, v[-1])
+    trapz = getattr(np, "trapezoid", None) or np.trapz
+    auc = float(trapz(v, t) / timeout) if timeout > 0 else 0.0
+    at = float(np.interp(threshold, t, v))
+    return {
+        "auc": auc,
+        "at_threshold": at,
+        "threshold": float(threshold),
+        "timeout": timeout,
+        "curve": {"time": t.tolist(), "value": v.tolist()},
+    }
+
+
+def area_over_rounds(values: Sequence[float]) -> float:
+    """Trapezoid area under a metric over rounds 1..R, divided by R - 1."""
+    v = np.asarray(values, np.float64)
+    if len(v) == 0:
+        raise ValueError("no rounds")
+    if len(v) == 1:
+        return float(v[0])
+    return float(((v[1:] + v[:-1]) * 0.5).sum() / (len(v) - 1))
+
+
+# ---------------------------------------------------------------------- one sequence
+def _initial_frame(gt: np.ndarray, objects: list[int]) -> int:
+    """Frame with the largest total foreground of the scored objects (first on ties)."""
+    area = np.zeros(len(gt), np.int64)
+    for k in objects:
+        area += np.count_nonzero((gt == k).reshape(len(gt), -1), axis=1)
+    return int(np.argmax(area))
+
+
+def _pad_scribble(scribble: dict, n_frames: int, name: str) -> dict:
+    frames = list(scribble.get("scribbles", []))
+    nonempty = [i for i, f in enumerate(frames) if f]
+    if not nonempty:
+        raise ValueError(f"{name}: the human scribble file has no stroke")
+    if nonempty[-1] >= n_frames:
+        raise ValueError(
+            f"{name}: the scribble is on frame {nonempty[-1]} but the sequence has {n_frames} frames"
+        )
+    frames = (frames + [[] for _ in range(n_frames)])[:n_frames]
+    return {"scribbles": frames, "sequence": scribble.get("sequence", name)}
+
+
+def _scribble_frame(scribble: dict) -> int:
+    nonempty = [i for i, f in enumerate(scribble["scribbles"]) if f]
+    return nonempty[0]
+
+
+def evaluate_sequence(
+    seq: EvalSequence,
+    session_factory: Callable[[object], object],
+    rounds: int = 8,
+    robot: ScribbleRobot | None = None,
+    max_time: float | None = None,
+    threshold: float = TIME_THRESHOLD,
+    progress: bool = True,
+    boundary: bool = True,
+) -> dict:
+    """Run the protocol on one unit and return its result (JSON-ready dict)."""
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
+    robot = robot or ScribbleRobot()
+    gt = seq.gt
+    T = seq.n_frames
+    objects = list(seq.objects)
+    labels_to_correct = [0] + objects
+    session = session_factory(seq.frames)
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=rounds, desc=seq.name, unit="round", leave=True)
+
+    visited: set[int] = set()  # frames the robot was sent to (annotated or not)
+    pred = np.zeros_like(gt)
+    frame_J: np.ndarray | None = None
+    records = []
+    try:
+        for r in range(1, rounds + 1):
+            if r == 1 and seq.scribble is not None:
+                scribble = _pad_scribble(seq.scribble, T, seq.name)
+                frame, source = _scribble_frame(scribble), "human"
+            else:
+                if r == 1:
+                    frame = _initial_frame(gt, objects)
+                else:
+                    order = np.argsort(frame_J, kind="stable")
+                    candidates = [int(f) for f in order if int(f) not in visited]
+                    frame = candidates[0] if candidates else int(order[0])
+                scribble = robot.interact(
+                    gt[frame], pred[frame], frame=frame, n_frames=T, sequence=seq.name,
+                    labels=labels_to_correct,
+                )
+                source = "robot"
+            visited.add(frame)
+            strokes = n_strokes(scribble)
+            elapsed = 0.0
+            if strokes:
+                t0 = time.perf_counter()
+                session.interact_davis(scribble)
+                for _ in session.propagate():
+                    pass
+                elapsed = time.perf_counter() - t0
+                pred = np.asarray(session.labels)
+                if pred.shape != gt.shape:
+                    raise ValueError(f"{seq.name}: the session's labels {pred.shape} differ from {gt.shape}")
+                scores = evaluate_labels(gt, pred, objects, boundary=boundary)
+                J = scores["J"]
+                F = scores["F"] if boundary else np.full_like(J, np.nan)
+                frame_J = J.mean(axis=1)
+            else:  # nothing to correct there: the round costs nothing and changes nothing
+                source = "none"
+                if frame_J is None:
+                    scores = evaluate_labels(gt, pred, objects, boundary=boundary)
+                    J = scores["J"]
+                    F = scores["F"] if boundary else np.full_like(J, np.nan)
+                    frame_J = J.mean(axis=1)
+            J_obj = J.mean(axis=0)
+            F_obj = F.mean(axis=0)
+            rec = {
+                "round": r,
+                "frame": int(frame),
+                "source": source,
+                "strokes": int(strokes),
+                "time_s": float(elapsed),
+                "J": float(J_obj.mean()),
+                "F": float(F_obj.mean()),
+                "JF": float((J_obj.mean() + F_obj.mean()) / 2),
+                "J_objects": {str(k): float(v) for k, v in zip(objects, J_obj)},
+                "F_objects": {str(k): float(v) for k, v in zip(objects, F_obj)},
+            }
+            records.append(rec)
+            if bar is not None:
+                bar.set_postfix(J=f"{rec['J']:.3f}", frame=frame, t=f"{elapsed:.1f}s")
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    return summarize_sequence(seq.name, records, objects, T, max_time, threshold, seq.meta)
+
+
+def summarize_sequence(name, records, objects, n_frames, max_time=None,
+                       threshold=TIME_THRESHOLD, meta=None) -> dict:
+    """Per-round lists and the summary scores of one unit's round records."""
+    times = [r["time_s"] for r in records]
+    J = [r["J"] for r in records]
+    F = [r["F"] for r in records]
+    JF = [r["JF"] for r in records]
+    timeout = None if max_time is None else float(max_time) * len(objects)
+    tJ = time_curve(times, J, timeout, threshold)
+    tJF = time_curve(times, JF, timeout, threshold)
+    return {
+        "name": name,
+        "n_frames": int(n_frames),
+        "objects": [int(k) for k in objects],
+        "meta": dict(meta or {}),
+        "rounds": records,
+        "J": J,
+        "F": F,
+        "JF": JF,
+        "time_s": times,
+        "cum_time_s": np.cumsum(times).tolist(),
+        "auc_rounds_J": area_over_rounds(J),
+        "auc_rounds_JF": area_over_rounds(JF),
+        "auc_time_J": tJ["auc"],
+        "auc_time_JF": tJF["auc"],
+        "J@60": tJ["at_threshold"],
+        "JF@60": tJF["at_threshold"],
+        "timeout_s": tJ["timeout"],
+        "curve": {"time": tJ["curve"]["time"], "J": tJ["curve"]["value"], "JF": tJF["curve"]["value"]},
+    }
+
+
+def summarize(results: Sequence[dict], max_time: float | None = None,
+              threshold: float = TIME_THRESHOLD) -> dict:
+    """Overall scores over several units, weighted as DAVIS does.
+
+    J (F, J&F) of round r is the mean over every object of every unit; the time of round
+    r is the mean over units. Units must have the same number of rounds.
+    """
+    if not results:
+        raise ValueError("no results to summarise")
+    n_rounds = {len(r["rounds"]) for r in results}
+    if len(n_rounds) != 1:
+        raise ValueError(f"units have different numbers of rounds: {sorted(n_rounds)}")
+    R = n_rounds.pop()
+    J, F = np.zeros(R), np.zeros(R)
+    for i in range(R):
+        js = [v for res in results for v in res["rounds"][i]["J_objects"].values()]
+        fs = [v for res in results for v in res["rounds"][i]["F_objects"].values()]
+        J[i], F[i] = np.mean(js), np.mean(fs)
+    JF = (J + F) / 2
+    times = np.array([[res["rounds"][i]["time_s"] for i in range(R)] for res in results])
+    mean_times = times.mean(axis=0)
+    n_objects = [len(res["objects"]) for res in results]
+    if max_time is None:
+        timeout = float(R * times.max())
+    else:
+        timeout = float(max_time) * float(np.mean(n_objects))
+    tJ = time_curve(mean_times, J, timeout, threshold)
+    tJF = time_curve(mean_times, JF, timeout, threshold)
+    return {
+        "n_units": len(results),
+        "n_objects": int(sum(n_objects)),
+        "J": J.tolist(),
+        "F": F.tolist(),
+        "JF": JF.tolist(),
+        "time_s": mean_times.tolist(),
+        "cum_time_s": np.cumsum(mean_times).tolist(),
+        "auc_rounds_J": area_over_rounds(J),
+        "auc_rounds_JF": area_over_rounds(JF),
+        "auc_time_J": tJ["auc"],
+        "auc_time_JF": tJF["auc"],
+        "J@60": tJ["at_threshold"],
+        "JF@60": tJF["at_threshold"],
+        "timeout_s": tJ["timeout"],
+        "curve": {"time": tJ["curve"]["time"], "J": tJ["curve"]["value"], "JF": tJF["curve"]["value"]},
+    }
+
+
+def run_protocol(
+    sequences: Iterable[EvalSequence],
+    session_factory: Callable[[object], object],
+    rounds: int = 8,
+    robot: ScribbleRobot | None = None,
+    max_time: float | None = None,
+    threshold: float = TIME_THRESHOLD,
+    progress: bool = True,
+    boundary: bool = True,
+    settings: dict | None = None,
+) -> dict:
+    """Evaluate every unit and return ``{"protocol", "sequences", "overall"}``.
+
+    ``sequences`` may be a lazy iterable (e.g. a generator loading one DAVIS sequence
+    at a time), so that only one sequence is held in memory.
+    """
+    robot = robot or ScribbleRobot()
+    results = {}
+    for seq in sequences:
+        if seq.name in results:
+            raise ValueError(f"two units are named {seq.name!r}")
+        results[seq.name] = evaluate_sequence(
+            seq, session_factory, rounds, robot, max_time, threshold, progress, boundary
+        )
+    if not results:
+        raise ValueError("nothing to evaluate: no sequence")
+    protocol = {
+        "rounds": rounds,
+        "max_time_per_object_s": max_time,
+        "time_threshold_s": threshold,
+        "boundary_tolerance": "ceil(0.008 * image diagonal) px",
+        "robot": {
+            "kernel_size": robot.kernel_size,
+            "max_radius": robot.max_radius,
+            "min_nodes": robot.min_nodes,
+            "shrink": robot.shrink,
+            "seed": robot.seed,
+        },
+        "timing": "interact_davis + propagate wall time per round (robot and metrics excluded)",
+    }
+    protocol.update(settings or {})
+    return {
+        "protocol": protocol,
+        "sequences": results,
+        "overall": summarize(list(results.values()), max_time, threshold),
+    }
+
+
+def save_summary(summary: dict, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(summary, indent=1))
+    return path
+
+
+def format_table(summary: dict) -> str:
+    """A plain-text table: one line per unit, then the overall line."""
+    seqs = summary["sequences"]
+    R = len(summary["overall"]["J"])
+    width = max([len("overall")] + [len(n) for n in seqs]) + 2
+    head = (
+        f"{'unit':<{width}}{'obj':>4}{'J@1':>7}{'J@' + str(R):>7}{'JF@' + str(R):>8}"
+        f"{'AUC-J(rounds)':>15}{'AUC-J(time)':>13}{'J@60':>7}{'time/round':>12}"
+    )
+    lines = [head, "-" * len(head)]
+
+    def row(name, n_obj, s):
+        mean_t = float(np.mean(s["time_s"])) if s["time_s"] else 0.0
+        return (
+            f"{name:<{width}}{n_obj:>4}{s['J'][0]:>7.3f}{s['J'][-1]:>7.3f}{s['JF'][-1]:>8.3f}"
+            f"{s['auc_rounds_J']:>15.3f}{s['auc_time_J']:>13.3f}{s['J@60']:>7.3f}{mean_t:>11.2f}s"
+        )
+
+    for name, s in seqs.items():
+        lines.append(row(name, len(s["objects"]), s))
+    lines.append("-" * len(head))
+    o = summary["overall"]
+    lines.append(row("overall", o["n_objects"], o))
+    lines.append("J per round: " + " ".join(f"{v:.3f}" for v in o["J"]))
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Training of the default model: data (DAVIS folders, generated sequences) and the loop."""

