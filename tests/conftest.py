@@ -103,6 +103,34 @@ def stub_model():
 
 
 # ------------------------------------------------------------------ data
+class CountingFrames:
+    """An array-like that counts reads and refuses to be converted as a whole."""
+
+    def __init__(self, data: np.ndarray) -> None:
+        self._data = data
+        self.shape = data.shape
+        self.dtype = data.dtype
+        self.keys: list = []
+
+    def __getitem__(self, key):
+        self.keys.append(key)
+        if not isinstance(key, (int, np.integer)):
+            raise AssertionError(f"frames read with a non-integer key {key!r}")
+        return self._data[key]
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __array__(self, *args, **kwargs):
+        raise AssertionError("the whole frame stack was converted to an array")
+
+
+@pytest.fixture
+def counting_frames():
+    """Factory: ``counting_frames(array)`` -> a lazy array-like that records its reads."""
+    return CountingFrames
+
+
 @pytest.fixture
 def small_frames():
     """8 RGB uint8 frames of 48x64 with a moving bright square."""

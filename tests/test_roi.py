@@ -63,10 +63,10 @@ def test_warp_in_is_exact_for_a_unit_scale_box():
     box = Box(20.0, 30.0, 20.0 + ROI_SIZE - 1, 30.0 + ROI_SIZE - 1)
     roi = warp_in(frame, box)
     assert roi.shape == (1, 2, ROI_SIZE, ROI_SIZE)
-    torch.testing.assert_close(roi, frame[:, :, 20 : 20 + ROI_SIZE, 30 : 30 + ROI_SIZE], atol=1e-5, rtol=0)
+    torch.testing.assert_close(roi, frame[:, :, 20 : 20 + ROI_SIZE, 30 : 30 + ROI_SIZE], atol=2e-4, rtol=0)  # float32 coordinate rounding; a half-pixel shift would be ~0.3
     (y0, x0, y1, x1), back = warp_out(roi, box, 300, 320)
     assert (y0, x0, y1, x1) == (20, 30, 20 + ROI_SIZE, 30 + ROI_SIZE)
-    torch.testing.assert_close(back, frame[:, :, y0:y1, x0:x1], atol=1e-5, rtol=0)
+    torch.testing.assert_close(back, frame[:, :, y0:y1, x0:x1], atol=2e-4, rtol=0)  # float32 coordinate rounding; a half-pixel shift would be ~0.3
 
 
 def test_warp_in_zero_outside_the_frame():

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from napari_ipnet import weights
-from napari_ipnet.model.networks import IPNetModel, ModelConfig, build_model
+from napari_ipnet.model.networks import ModelConfig, build_model
 from napari_ipnet.weights import WeightsError, load_model, save_checkpoint
 
 
@@ -30,8 +30,13 @@ def _paper_dir_with(tmp_path, paper_checkpoints, **files):
     return tmp_path
 
 
-def test_paper_architecture_matches_published_key_lists(paper_key_shapes):
-    model = IPNetModel(ModelConfig.paper())
+@pytest.fixture(scope="module")
+def paper_model(paper_checkpoints):
+    return load_model("ipnet-paper", weights_dir=paper_checkpoints[0], device="cpu")
+
+
+def test_paper_architecture_matches_published_key_lists(paper_key_shapes, paper_model):
+    model = paper_model
     for part, expected in paper_key_shapes.items():
         own = {
             "module." + k: tuple(v.shape)
@@ -51,7 +56,7 @@ def test_paper_architecture_matches_published_key_lists(paper_key_shapes):
         assert block.downsample[0].stride == (2, 2)
 
 
-def test_paper_checkpoints_load_strictly_and_exactly(paper_checkpoints):
+def test_paper_checkpoints_load_strictly_and_exactly(paper_checkpoints, paper_model):
     folder, states = paper_checkpoints
     # really the legacy (non-zip) format, every key with the DataParallel prefix
     for fname in ("I_e290.pth", "P_e290.pth"):
@@ -59,7 +64,7 @@ def test_paper_checkpoints_load_strictly_and_exactly(paper_checkpoints):
     assert all(k.startswith("module.") for s in states.values() for k in s)
     assert not any("num_batches_tracked" in k for s in states.values() for k in s)
 
-    model = load_model("ipnet-paper", weights_dir=folder, device="cpu")
+    model = paper_model
     assert model.name == "ipnet-paper" and model.config == ModelConfig.paper()
     assert not model.training and model.device == torch.device("cpu")
     assert not any(p.requires_grad for p in model.parameters())
@@ -69,17 +74,15 @@ def test_paper_checkpoints_load_strictly_and_exactly(paper_checkpoints):
         for key, value in state.items():
             assert torch.equal(loaded[key[len("module."):]], value), key
 
-    # and the loaded pair runs inside a session
-    from napari_ipnet.session import Session
-
-    frames = np.random.default_rng(0).random((2, 48, 64)).astype(np.float32)
-    session = Session(frames, model)
-    pos = np.zeros((48, 64), bool)
-    pos[20:26, 30:36] = True
-    prob = session.interact(0, pos)
-    assert prob.shape == (48, 64) and np.isfinite(prob).all() and prob.max() > 0
-    assert list(session.propagate()) == [1]
-    assert session.labels.shape == (2, 48, 64)
+    # and the loaded pair runs (small input: the session path is the same as for any model)
+    rgb = torch.rand(1, 3, 64, 64)
+    m = torch.zeros(1, 1, 64, 64)
+    with torch.inference_mode():
+        out = model.interaction(rgb, m, m, m)
+        assert out.feature.shape == (1, 2048, 2, 2)
+        ref = model.propagation.SEFA(out.feature, out.feature)
+        out2 = model.propagation(rgb, m, m, ref)
+    assert out2.logits.shape == (1, 2, 64, 64) and torch.isfinite(out2.logits).all()
 
 
 def test_paper_missing_file_says_how_to_download(tmp_path, paper_checkpoints):

@@ -57,8 +57,8 @@ LICENSE_NOTICE = """\
  The original IPNet weights (I_e290.pth, P_e290.pth; Oh, Lee, Xu, Kim,
  "Fast User-Guided Video Object Segmentation by Interaction-and-
  Propagation Networks", CVPR 2019) are licensed under
- Creative Commons BY-NC-SA 4.0:
-   https://creativecommons.org/licenses/by-nc-sa/4.0/
+ CC BY-NC-SA 4.0 (Creative Commons Attribution-NonCommercial-
+ ShareAlike 4.0): https://creativecommons.org/licenses/by-nc-sa/4.0/
  You may use them for NON-COMMERCIAL purposes only, must credit the
  authors, and must share derivatives under the same licence.
  They are not part of napari-ipnet (BSD-3-Clause) and are downloaded

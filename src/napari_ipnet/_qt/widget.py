@@ -25,7 +25,7 @@ from napari.layers import Image, Labels, Points, Shapes
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
 from napari.utils.progress import cancelable_progress, progress
-from qtpy.QtCore import Qt, Signal
+from qtpy.QtCore import Qt, QTimer, Signal
 from qtpy.QtGui import QColor, QIcon, QKeySequence, QPixmap, QShortcut
 from qtpy.QtWidgets import (
     QCheckBox,
@@ -91,8 +91,16 @@ PAPER_LICENSE_TEXT = (
     "The original IPNet weights (Oh et al., CVPR 2019) are distributed under the "
     "Creative Commons BY-NC-SA 4.0 licence: non-commercial use only, with attribution, "
     "and derived works under the same licence.\n\n"
-    "Download them now into the napari-ipnet cache folder (about 370 MB)?"
+    "Accept this licence and download them now into the napari-ipnet cache folder?"
 )
+
+
+def _license_text() -> str:
+    try:
+        from ..fetch import LICENSE_NOTICE
+    except ImportError:
+        return PAPER_LICENSE_TEXT
+    return LICENSE_NOTICE.replace("=" * 72, "").strip() + "\n\nAccept this licence and download them now?"
 
 
 def shortcut_help() -> str:
@@ -130,11 +138,45 @@ class _Record:
 
 @dataclass
 class _Job:
-    kind: str  # "interact" | "propagate" | "reset"
+    kind: str  # "interact" | "propagate"
     record: _Record | None = None
     frame: int | None = None
     items: list = field(default_factory=list)  # interact: [(object_id, pos, neg), ...]
+    image: Any = None  # interact: the record is made when the job runs (after the model loads)
+    spec: SequenceSpec | None = None
     t_submit: float = field(default_factory=time.perf_counter)
+
+
+class _Failure:
+    """An exception caught in a worker thread, handed to the main thread as a value.
+
+    superqt drops RuntimeErrors raised inside generator workers (torch errors, CUDA
+    out-of-memory) without emitting ``errored`` or ``finished``; catching everything
+    in the thread and returning it keeps the job queue and the notifications reliable.
+    """
+
+    def __init__(self, err: BaseException) -> None:
+        self.err = err
+
+
+def _guarded(fn):
+    def work():
+        try:
+            return fn()
+        except Exception as err:  # noqa: BLE001 - reported in the main thread
+            return _Failure(err)
+
+    return work
+
+
+def _guarded_gen(genfn):
+    def work():
+        try:
+            yield from genfn()
+        except Exception as err:  # noqa: BLE001 - reported in the main thread
+            return _Failure(err)
+
+    return work
 
 
 class _CancelProgress(cancelable_progress):
@@ -184,6 +226,8 @@ class IPNetWidget(QWidget):
         self._round_target = None  # output layer of the running round
         self._seen_count: dict[int, int] = {}  # id(shapes/points layer) -> items processed
         self._brush_seen: dict[tuple[int, tuple], np.ndarray] = {}
+        self._pending_paint: dict[int, tuple[Any, set]] = {}
+        self._paint_scheduled = False
         self._links: dict[int, Any] = {}  # id(scribble layer) -> image layer
         self._connected: list[tuple[Any, Any]] = []  # (emitter, callback) to disconnect
         self._bound_keys: list[tuple[str, Any]] = []
@@ -192,6 +236,7 @@ class IPNetWidget(QWidget):
         self.last_round_frames: list[int] = []
         self._output: Labels | None = None
         self._updating = False
+        self._last_image = None
 
         self._build_ui()
         self._connect_viewer()
@@ -391,7 +436,7 @@ class IPNetWidget(QWidget):
                 self.viewer.bind_key(key, previous, overwrite=True)
             except Exception:  # noqa: BLE001 - viewer already closing
                 pass
-        self._bound_keys = []
+        self._bound_keys.clear()
 
     def _connect(self, emitter, callback) -> None:
         emitter.connect(callback)
@@ -401,7 +446,7 @@ class IPNetWidget(QWidget):
         ev = self.viewer.layers.events
         self._connect(ev.inserted, self._on_layer_inserted)
         self._connect(ev.removed, self._on_layer_removed)
-        self._connect(ev.moved, lambda e=None: self._refresh_layers())
+        self._connect(ev.moved, self._on_layer_renamed)
         for layer in self.viewer.layers:
             self._watch_layer(layer)
         self.destroyed.connect(_make_cleanup(weakref.ref(self.viewer), self._connected, self._bound_keys))
@@ -421,7 +466,7 @@ class IPNetWidget(QWidget):
                 emitter.disconnect(cb)
             except Exception:  # noqa: BLE001
                 pass
-        self._connected = []
+        self._connected.clear()
 
     # ================================================================== layers
     def _watch_layer(self, layer) -> None:
@@ -454,7 +499,7 @@ class IPNetWidget(QWidget):
         for key in [k for k in self._brush_seen if k[0] == id(layer)]:
             del self._brush_seen[key]
         job = self._job
-        running = job is not None and job.kind == "propagate"
+        running = job is not None and job.kind == "propagate" and job.record is not None
         if running and (job.record.layer is layer or layer is self._round_target):
             what = "image" if job.record.layer is layer else "output"
             show_warning(
@@ -511,6 +556,10 @@ class IPNetWidget(QWidget):
         if self._updating:
             return
         layer = self.image_layer
+        if layer is not None and layer is self._last_image and self.axis_combo.count():
+            self._refresh_outputs()  # same image: keep the user's axis and channel
+            self._update_sequence_label()
+            return
         self._updating = True
         try:
             prev_axis = self.axis_combo.currentData()
@@ -525,7 +574,7 @@ class IPNetWidget(QWidget):
                     self.axis_combo.setCurrentIndex(prev_axis)
                 if getattr(layer, "rgb", False):
                     n_ch = int(layer_data(layer).shape[-1])
-                    self.channel_combo.addItem("colour (RGB)", None)
+                    self.channel_combo.addItem("colour (RGB)", -1)
                     for c, name in zip(range(n_ch), "RGBA"):
                         self.channel_combo.addItem(name, c)
             self.channel_combo.setEnabled(self.channel_combo.count() > 0)
@@ -533,11 +582,12 @@ class IPNetWidget(QWidget):
         finally:
             self._updating = False
         self._update_sequence_label()
-        if layer is not None:
+        if layer is not None and layer is not self._last_image:
             try:
                 check_layer(layer)
             except UnsupportedLayerError as err:
                 show_warning(f"IPNet: {err}")
+        self._last_image = layer
 
     def _axis_labels(self, layer) -> list[str]:
         labels = list(self.viewer.dims.axis_labels)[-layer.ndim :]
@@ -556,10 +606,15 @@ class IPNetWidget(QWidget):
 
     @property
     def channel(self) -> int | None:
-        return self.channel_combo.currentData() if self.channel_combo.count() else None
+        """Colour channel used from an RGB layer (None: the colour image)."""
+        c = self.channel_combo.currentData() if self.channel_combo.count() else None
+        return None if c is None or c < 0 else int(c)
 
     def set_channel(self, channel: int | None) -> None:
-        self.channel_combo.setCurrentIndex(self.channel_combo.findData(channel))
+        idx = self.channel_combo.findData(-1 if channel is None else int(channel))
+        if idx < 0:
+            raise ValueError(f"channel {channel} is not available for the selected layer")
+        self.channel_combo.setCurrentIndex(idx)
 
     def _viewer_position(self, layer) -> np.ndarray:
         return np.asarray(layer.world_to_data(self.viewer.dims.point))
@@ -634,6 +689,7 @@ class IPNetWidget(QWidget):
         out = self.output_layer
         if out is not None and tuple(out.data.shape) == spatial_shape(image):
             return out
+        active = self.viewer.layers.selection.active
         out = self.viewer.add_labels(
             np.zeros(spatial_shape(image), dtype=np.uint8),
             name=f"{image.name} IPNet",
@@ -643,13 +699,9 @@ class IPNetWidget(QWidget):
         )
         self._output = out
         self._refresh_outputs()
-        self._set_layer_selected(self._scribble_layers_for(image))
+        if active is not None and active in self.viewer.layers:
+            self.viewer.layers.selection.active = active  # keep the user's layer (e.g. scribbles)
         return out
-
-    def _set_layer_selected(self, layers) -> None:
-        layers = [x for x in layers if x is not None and x in self.viewer.layers]
-        if layers:
-            self.viewer.layers.selection.active = layers[0]
 
     # ------------------------------------------------------------------ scribble layers
     def _scribble_layers_for(self, image) -> list:
@@ -659,6 +711,8 @@ class IPNetWidget(QWidget):
         return next((x for x in self._scribble_layers_for(image) if x.metadata.get(ROLE_KEY) == role), None)
 
     def _link_scribble_layer(self, layer, image) -> None:
+        if id(layer) in self._links:
+            return
         self._links[id(layer)] = image
         role = layer.metadata.get(ROLE_KEY)
         if role in ("scribbles", "clicks"):
@@ -760,13 +814,10 @@ class IPNetWidget(QWidget):
         return image
 
     def _object_color(self, k: int) -> np.ndarray:
+        """RGBA colour of object ``k`` in the output layer (napari's default colours without one)."""
         out = self.output_layer
-        if out is not None:
-            col = out.get_color(k)
-            if col is not None:
-                return np.asarray(col, dtype=float)
-        # the default napari labels colormap, without a layer
-        return np.asarray(Labels(np.zeros((2, 2), np.uint8)).get_color(k), dtype=float)
+        cmap = out.colormap if out is not None else _default_label_colormap()
+        return np.asarray(cmap.map(np.asarray([k], dtype=np.int64)), dtype=float).reshape(-1)[:4]
 
     def _apply_stroke_style(self) -> None:
         """Colour and features of the next strokes: the selected object, or negative."""
@@ -964,7 +1015,7 @@ class IPNetWidget(QWidget):
         answer = QMessageBox.question(
             self,
             "IPNet original weights: licence",
-            PAPER_LICENSE_TEXT,
+            _license_text(),
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
             QMessageBox.StandardButton.No,
         )
@@ -990,14 +1041,16 @@ class IPNetWidget(QWidget):
             return load_model(name, device=device)
 
         pbar = progress(total=0, desc="IPNet: downloading weights" if download else "IPNet: loading weights")
-        worker = create_worker(work, _start_thread=False)
+        worker = create_worker(_guarded(work), _start_thread=False, _ignore_errors=True)
 
-        def done(model):
-            self.set_model(model, str(getattr(model, "name", name)) + (" (trained)" if name == "default" else ""))
-
-        def failed(err):
-            self._show_job_error(err, "loading the weights")
-            self._fail_jobs_needing_model()
+        def done(result):
+            if isinstance(result, _Failure):
+                self._show_job_error(result.err, "loading the weights")
+                self._loading = False
+                self._fail_jobs_needing_model()
+                return
+            self._loading = False
+            self.set_model(result, str(getattr(result, "name", name)))
 
         def finished():
             pbar.close()
@@ -1007,7 +1060,6 @@ class IPNetWidget(QWidget):
             self._pump()
 
         worker.returned.connect(done)
-        worker.errored.connect(failed)
         worker.finished.connect(finished)
         self._worker = worker
         worker.start()
@@ -1098,6 +1150,12 @@ class IPNetWidget(QWidget):
         return frame, spec
 
     def _on_brush_paint(self, event) -> None:
+        """A finished brush stroke (or fill): note where, process once the data is written.
+
+        napari emits ``paint`` when it records the history item, which for
+        programmatic edits is before the pixels are written: the strokes are read on
+        the next turn of the event loop.
+        """
         layer = event.source
         image = self._links.get(id(layer))
         if image is None or image not in self.viewer.layers:
@@ -1106,6 +1164,22 @@ class IPNetWidget(QWidget):
         combos = paint_bounds(getattr(event, "value", None) or [], ndim)
         if combos is None:
             combos = [tuple(int(round(v)) for v in self._viewer_position(image)[: ndim - 2])]
+        pending = self._pending_paint.setdefault(id(layer), (layer, set()))[1]
+        pending.update(combos)
+        if not self._paint_scheduled:
+            self._paint_scheduled = True
+            QTimer.singleShot(0, self._process_paint)
+
+    def _process_paint(self) -> None:
+        self._paint_scheduled = False
+        pending, self._pending_paint = self._pending_paint, {}
+        for layer, combos in pending.values():
+            image = self._links.get(id(layer))
+            if image is None or image not in self.viewer.layers or layer not in self.viewer.layers:
+                continue
+            self._brush_strokes(layer, image, sorted(combos))
+
+    def _brush_strokes(self, layer, image, combos) -> None:
         data = layer.data
         groups: dict[tuple, dict[int, list]] = {}
         for lead in combos:
@@ -1135,8 +1209,6 @@ class IPNetWidget(QWidget):
             if neg.any():
                 per_obj.setdefault(self._current, [None, None])[1] = neg
             groups[(spec, frame)] = per_obj
-        if any(k not in self._objects for g in groups.values() for k in g):
-            pass
         self._refresh_objects()
         for (spec, frame), per_obj in groups.items():
             self._submit_interaction(image, spec, frame, per_obj)
@@ -1168,23 +1240,23 @@ class IPNetWidget(QWidget):
         self.busy_changed.emit(busy)
 
     def _pump(self) -> None:
-        if self._worker is not None or self._loading or not self._jobs:
-            self._update_buttons()
-            return
-        if self.model is None:
-            self.load_model()
-            return
-        job = self._jobs.popleft()
-        try:
-            if job.kind == "interact":
-                self._start_interaction(job)
-            elif job.kind == "propagate":
-                self._start_propagation(job)
-        except Exception as err:  # noqa: BLE001 - never leave the queue stuck
-            self._show_job_error(err, job.kind)
-            self._worker = None
-            self._job = None
-            self._pump()
+        """Start the next queued job unless one is running (main thread only)."""
+        while self._worker is None and not self._loading and self._jobs:
+            if self.model is None:
+                self.load_model()
+                break
+            job = self._jobs.popleft()
+            try:
+                if job.kind == "interact":
+                    self._start_interaction(job)
+                elif job.kind == "propagate":
+                    self._start_propagation(job)
+            except Exception as err:  # noqa: BLE001 - never leave the queue stuck
+                self._show_job_error(err, "segmenting" if job.kind == "interact" else "propagating")
+                self._worker = None
+                self._job = None
+                if job.kind == "propagate":
+                    self._t_propagate = None
         self._update_buttons()
 
     def _show_job_error(self, err: BaseException, what: str) -> None:
@@ -1222,15 +1294,18 @@ class IPNetWidget(QWidget):
                 session.interact(frame, pos, neg, object_id=k)
             return session.label_frame(frame), list(session.object_ids)
 
-        worker = create_worker(work, _start_thread=False)
+        worker = create_worker(_guarded(work), _start_thread=False, _ignore_errors=True)
         worker.returned.connect(lambda res: self._interaction_returned(job, res))
-        worker.errored.connect(lambda err: self._show_job_error(err, "segmenting the frame"))
         worker.finished.connect(self._job_finished)
         self._worker, self._job = worker, job
         self.status_label.setText(f"Segmenting frame {frame} ...")
         worker.start()
 
     def _interaction_returned(self, job: _Job, result) -> None:
+        if isinstance(result, _Failure):
+            self._show_job_error(result.err, f"segmenting frame {job.frame}")
+            self.status_label.setText(f"Segmenting frame {job.frame} failed.")
+            return
         labels, managed = result
         out = self.output_layer
         if out is None or tuple(out.data.shape) != spatial_shape(job.record.layer):
@@ -1248,8 +1323,18 @@ class IPNetWidget(QWidget):
     def _job_finished(self) -> None:
         self._worker = None
         self._job = None
+        self._prune_records()
         self._pump()
         self._update_buttons()
+
+    def _prune_records(self) -> None:
+        """Forget the sessions of image layers removed from the viewer."""
+        layers = list(self.viewer.layers)
+        for key, rec in list(self._records.items()):
+            if not any(rec.layer is x for x in layers):
+                del self._records[key]
+                if self._active is rec:
+                    self._active = None
 
     # ------------------------------------------------------------------ propagation
     def propagate(self) -> None:
@@ -1297,9 +1382,11 @@ class IPNetWidget(QWidget):
             total=max(1, len(plan)), desc=f"IPNet: propagating from frame {session.pending_frame}",
             cancel_callback=self.cancel,
         )
-        worker = create_worker(work, _start_thread=False)
+        worker = create_worker(_guarded_gen(work), _start_thread=False, _ignore_errors=True)
         worker.yielded.connect(lambda res: self._frame_arrived(job, res))
-        worker.errored.connect(lambda err: self._show_job_error(err, "propagating"))
+        worker.returned.connect(
+            lambda res: self._show_job_error(res.err, "propagating") if isinstance(res, _Failure) else None
+        )
 
         def finished():
             frames_gen.close()  # no-op when done; closes the round if the worker was aborted
@@ -1344,6 +1431,7 @@ class IPNetWidget(QWidget):
         self.status_label.setText(f"{word} {len(frames)} frames in {dt:.1f} s. Correct the worst frame and propagate again.")
         self._worker = None
         self._job = None
+        self._prune_records()
         self.propagation_finished.emit(frames, cancelled)
         self._pump()
         self._update_buttons()
@@ -1439,6 +1527,16 @@ class IPNetWidget(QWidget):
                 layer.refresh()
                 for key in [key for key in self._brush_seen if key[0] == id(layer)]:
                     del self._brush_seen[key]
+
+
+_DEFAULT_CMAP = None
+
+
+def _default_label_colormap():
+    global _DEFAULT_CMAP
+    if _DEFAULT_CMAP is None:
+        _DEFAULT_CMAP = Labels(np.zeros((2, 2), np.uint8)).colormap
+    return _DEFAULT_CMAP
 
 
 def _make_cleanup(viewer_ref, connected, bound_keys):

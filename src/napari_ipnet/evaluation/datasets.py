@@ -112,14 +112,18 @@ def iter_davis(
     root: str | Path, names: Sequence[str] | None = None, resolution: str = "480p",
     scribble_index: int | None = 1,
 ) -> Iterator[EvalSequence]:
-    """Load the sequences one at a time (only one is held in memory)."""
+    """The sequences, loaded one at a time (only one is held in memory).
+
+    Names are checked at once (before anything is loaded).
+    """
     available = davis_sequences(root, resolution)
     if names:
         missing = [n for n in names if n not in available]
         if missing:
             raise FileNotFoundError(f"sequences not found in {root}: {missing}; available: {available}")
-    for name in names or available:
-        yield load_davis_sequence(root, name, resolution, scribble_index)
+    if not (names or available):
+        raise FileNotFoundError(f"no sequence in {root} (JPEGImages/{resolution}/<seq>/)")
+    return (load_davis_sequence(root, n, resolution, scribble_index) for n in (names or available))
 
 
 # ---------------------------------------------------------------------- TIFF stacks

@@ -52,11 +52,19 @@ def ref_bmap(seg: np.ndarray) -> np.ndarray:
     return b
 
 
+def ref_bmap_pad(seg: np.ndarray) -> np.ndarray:
+    """The same rule, written as: repeat the last row and column, then compare each
+    pixel with its right, lower and lower-right neighbours."""
+    p = np.pad(seg.astype(bool), ((0, 1), (0, 1)), mode="edge")
+    c = p[:-1, :-1]
+    return (c != p[:-1, 1:]) | (c != p[1:, :-1]) | (c != p[1:, 1:])
+
+
 def ref_f(gt: np.ndarray, pred: np.ndarray) -> float:
     """Boundary F of one frame with skimage disk dilation (independent of the package)."""
     h, w = gt.shape
     r = int(math.ceil(0.008 * math.sqrt(h * h + w * w)))
-    gb, pb = ref_bmap(gt), ref_bmap(pred)
+    gb, pb = ref_bmap_pad(gt), ref_bmap_pad(pred)
     gd = ndimage.binary_dilation(gb, disk(r)) if gb.any() else gb
     pd = ndimage.binary_dilation(pb, disk(r)) if pb.any() else pb
     n_p, n_g = pb.sum(), gb.sum()
@@ -76,7 +84,7 @@ def ref_j(gt: np.ndarray, pred: np.ndarray) -> float:
 
 
 # ---------------------------------------------------------------- synthetic DAVIS folder
-PALETTE = [0, 0, 0, 128, 0, 0, 0, 128, 0] + [0] * (3 * 253) + [224, 224, 192]
+PALETTE = [0, 0, 0, 128, 0, 0, 0, 128, 0] + [0] * (3 * 252) + [224, 224, 192]  # 256 colours
 
 
 def write_davis(root: Path, name: str, gt: np.ndarray, scribble: dict | None = None, palette=False):
@@ -143,5 +151,5 @@ class ShiftStub:
         for t in range(len(self.gt)):
             k = 0 if t in self.annotated else self.shifts[t]
             out[t] = shift_right(self.gt[t], k)
-        out[self.gt == 255] = 0
+        out[out == 255] = 0  # void is never predicted
         return out

@@ -1,0 +1,192 @@
+"""Interaction latency and per-frame propagation time of a Session.
+
+Both encoders ("efficientnet_lite0" = ModelConfig(), "resnet50" = ModelConfig.paper()),
+random weights (speed does not depend on the values), frames at 480p (854x480) and
+1024x1024, on the CPU with a stated thread count and on CUDA when present. Each
+repeat builds a fresh Session on fresh frames (so frame normalisation is included),
+interacts once on frame 0 and propagates through the other frames. Medians over
+repeats (after one warm-up repeat); the encoder ratio is measured in the same run.
+
+    python benchmarks/speed.py [--threads 2] [--repeats 3] [--frames 5] [--no-cuda]
+
+Prints a table; this is a script, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+
+SIZES = {"480p": (480, 854), "1024x1024": (1024, 1024)}
+ENCODERS = ("efficientnet_lite0", "resnet50")
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def load_text() -> str:
+    try:
+        return "load average %.2f %.2f %.2f" % os.getloadavg()
+    except OSError:
+        return "load average n/a"
+
+
+def make_model(encoder: str, device: str, half: bool = False, seed: int = 0):
+    import torch
+
+    from napari_ipnet.model.networks import ModelConfig, build_model
+
+    torch.manual_seed(seed)
+    config = ModelConfig() if encoder == "efficientnet_lite0" else ModelConfig.paper()
+    model = build_model(config).to(device).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    model.use_autocast = bool(half)
+    return model
+
+
+def make_frames(n: int, height: int, width: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Noise frames with a bright disc drifting right, and a positive stroke on frame 0."""
+    rng = np.random.default_rng(seed)
+    frames = rng.integers(0, 80, (n, height, width, 3), dtype=np.uint8)
+    yy, xx = np.ogrid[:height, :width]
+    r = min(height, width) // 6
+    for t in range(n):
+        cy, cx = height // 2, width // 3 + 4 * t
+        frames[t][(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = (220, 120, 60)
+    pos = np.zeros((height, width), bool)
+    pos[height // 2 - 2 : height // 2 + 3, width // 3 - r // 2 : width // 3 + r // 2] = True
+    return frames, pos
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def measure(model, size: tuple[int, int], device: str, repeats: int = 3, n_frames: int = 5) -> dict:
+    """Median interaction latency and per-frame propagation time (ms)."""
+    from napari_ipnet.session import Session
+
+    h, w = size
+    inter, prop = [], []
+    for rep in range(repeats + 1):  # repeat 0 warms up (allocator, kernels, caches)
+        frames, pos = make_frames(n_frames, h, w, seed=rep)
+        session = Session(frames, model)
+        _sync(device)
+        t0 = time.perf_counter()
+        session.interact(0, pos, None, object_id=1)
+        _sync(device)
+        t1 = time.perf_counter()
+        per_frame = []
+        last = t1
+        for _ in session.propagate():
+            _sync(device)
+            now = time.perf_counter()
+            per_frame.append(now - last)
+            last = now
+        if rep > 0:
+            inter.append((t1 - t0) * 1000)
+            prop.extend(p * 1000 for p in per_frame)
+    return {
+        "interaction_ms": statistics.median(inter),
+        "propagation_ms": statistics.median(prop),
+        "interaction_all": inter,
+        "propagation_n": len(prop),
+    }
+
+
+def run(devices: list[tuple[str, bool]], repeats: int, n_frames: int, sizes=SIZES, encoders=ENCODERS) -> list[dict]:
+    rows = []
+    for device, half in devices:
+        for encoder in encoders:
+            model = make_model(encoder, device, half)
+            for size_name, size in sizes.items():
+                r = measure(model, size, device, repeats, n_frames)
+                r.update(encoder=encoder, size=size_name, device=device + (" fp16" if half else ""))
+                rows.append(r)
+                print(
+                    f"  measured {r['device']:<10} {encoder:<19} {size_name:<10} "
+                    f"interaction {r['interaction_ms']:8.1f} ms  propagation {r['propagation_ms']:8.1f} ms/frame",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            del model
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    lines = [
+        f"{'device':<11}{'encoder':<20}{'frame size':<12}{'interaction (ms)':>18}{'propagation (ms/frame)':>24}",
+        "-" * 85,
+    ]
+    for r in rows:
+        lines.append(
+            f"{r['device']:<11}{r['encoder']:<20}{r['size']:<12}{r['interaction_ms']:>18.1f}{r['propagation_ms']:>24.1f}"
+        )
+    lines.append("")
+    lines.append("ratio resnet50 / efficientnet_lite0 (same run):")
+    by = {(r["device"], r["encoder"], r["size"]): r for r in rows}
+    for (device, enc, size), r in by.items():
+        if enc != "resnet50" or (device, "efficientnet_lite0", size) not in by:
+            continue
+        base = by[(device, "efficientnet_lite0", size)]
+        lines.append(
+            f"  {device:<10} {size:<10} interaction x{r['interaction_ms'] / base['interaction_ms']:.2f}   "
+            f"propagation x{r['propagation_ms'] / base['propagation_ms']:.2f}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed repeats after one warm-up (default 3)")
+    parser.add_argument("--frames", type=int, default=5, help="frames per repeat: 1 interaction + N-1 propagated")
+    parser.add_argument("--no-cpu", action="store_true", help="skip the CPU rows")
+    parser.add_argument("--no-cuda", action="store_true", help="skip CUDA even when present")
+    parser.add_argument("--sizes", default=",".join(SIZES), help="comma-separated: " + ", ".join(SIZES))
+    parser.add_argument("--encoders", default=",".join(ENCODERS), help="comma-separated: " + ", ".join(ENCODERS))
+    args = parser.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    sizes = {k: SIZES[k] for k in args.sizes.split(",")}
+    encoders = tuple(args.encoders.split(","))
+    devices = [] if args.no_cpu else [("cpu", False)]
+    cuda = torch.cuda.is_available() and not args.no_cuda
+    if cuda:
+        devices += [("cuda", False), ("cuda", True)]
+    print(f"napari-ipnet speed benchmark: torch {torch.__version__}, CPU '{cpu_name()}', "
+          f"{os.cpu_count()} logical CPUs, torch threads {torch.get_num_threads()} "
+          f"(interop {torch.get_num_interop_threads()})")
+    print(f"CUDA: {torch.cuda.get_device_name(0) if cuda else 'not used (' + ('disabled' if args.no_cuda else 'absent') + ')'}")
+    print(f"random weights; ROI {256}x{256}; {args.repeats} repeats x ({args.frames - 1} propagated frames) "
+          f"after 1 warm-up; medians; {load_text()} at start")
+    t0 = time.perf_counter()
+    rows = run(devices, args.repeats, args.frames, sizes, encoders)
+    print(table(rows))
+    print(f"total {time.perf_counter() - t0:.0f} s; {load_text()} at end "
+          "(a load above the thread count means other processes shared the CPUs)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

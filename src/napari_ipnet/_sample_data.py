@@ -1,0 +1,183 @@
+"""Sample sequences, built from images that ship inside installed packages (no download).
+
+- :func:`make_colour_sequence`: an RGB video: a horse-shaped object with cat-fur
+  texture walks over a slowly panning coffee-table background, and a shaded ball
+  crosses it, passing in front (occlusion). Built from scikit-image's bundled
+  ``coffee.png``, ``chelsea.png`` and ``horse.png`` (files inside the skimage wheel,
+  read directly, never fetched).
+- :func:`make_cell_timelapse`: a microscopy-like uint16 time-lapse: textured cells
+  that drift, one of which divides, on an uneven background with shot and read noise.
+
+Both also return the ground-truth labels (for scripts, tests and the headless demo);
+the napari sample entries only add the image.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import numpy as np
+from scipy import ndimage
+
+COLOUR_SHAPE = (20, 180, 240)
+CELL_SHAPE = (24, 128, 160)
+
+
+def _skimage_file(name: str) -> np.ndarray:
+    """Read an image file bundled in the installed scikit-image wheel."""
+    import imageio.v3 as iio
+
+    path = resources.files("skimage.data") / name
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{name} is not bundled with this scikit-image installation ({path}); "
+            "the napari-ipnet samples need scikit-image's bundled images"
+        )
+    with resources.as_file(path) as p:
+        return np.asarray(iio.imread(p))
+
+
+def _resize(img: np.ndarray, shape: tuple[int, int], order: int = 1) -> np.ndarray:
+    from skimage.transform import resize
+
+    out = resize(img, shape, order=order, preserve_range=True, anti_aliasing=order > 0)
+    return out.astype(img.dtype) if order == 0 else out
+
+
+def make_colour_sequence(n_frames: int = COLOUR_SHAPE[0], height: int = COLOUR_SHAPE[1], width: int = COLOUR_SHAPE[2]):
+    """RGB frames (T, H, W, 3) uint8 and labels (T, H, W) uint8 (1 horse, 2 ball)."""
+    coffee = _skimage_file("coffee.png")[..., :3].astype(np.float32)
+    fur = _skimage_file("chelsea.png")[..., :3].astype(np.float32)
+    horse = ~_skimage_file("horse.png").astype(bool)  # the file is white background
+    if horse.ndim == 3:
+        horse = ~(_skimage_file("horse.png")[..., 0] > 127)
+
+    # background: a window panning across the coffee image
+    bg_h = int(height * 1.15)
+    bg_w = int(width * 1.3)
+    bg = _resize(coffee, (bg_h, bg_w))
+    # horse: ~45% of the frame height, textured with cat fur
+    hh = int(height * 0.45)
+    hw = int(round(hh * horse.shape[1] / horse.shape[0]))
+    hmask = _resize(horse.astype(np.float32), (hh, hw)) > 0.5
+    tex = _resize(fur[0:90, 110:370], (hh, hw))  # forehead fur, no eyes
+    # ball: shaded orange disk with a highlight
+    r = max(6, int(height * 0.12))
+    yy, xx = np.mgrid[-r : r + 1, -r : r + 1].astype(np.float32)
+    dist = np.sqrt(yy**2 + xx**2)
+    bmask = dist <= r
+    shade = np.clip(1.0 - 0.6 * (np.sqrt((yy + r / 3) ** 2 + (xx + r / 3) ** 2) / (1.6 * r)), 0.2, 1.0)
+    ball = np.stack([235 * shade, 120 * shade, 40 * shade], axis=-1)
+    ball += (np.exp(-((yy + r / 2.5) ** 2 + (xx + r / 2.5) ** 2) / (0.08 * r * r)) * 120)[..., None]
+
+    frames = np.zeros((n_frames, height, width, 3), np.uint8)
+    labels = np.zeros((n_frames, height, width), np.uint8)
+    for t in range(n_frames):
+        a = t / max(1, n_frames - 1)
+        oy = int(round(a * (bg_h - height) * 0.5))
+        ox = int(round(a * (bg_w - width)))
+        img = bg[oy : oy + height, ox : ox + width].copy()
+        lab = np.zeros((height, width), np.uint8)
+        # horse walks right with a small bob
+        hy = int(height * 0.42 + 4 * np.sin(2 * np.pi * 2 * a))
+        hx = int(-0.1 * width + a * 0.75 * width)
+        _paste(img, lab, tex, hmask, hy, hx, 1)
+        # ball moves diagonally, right to left, in front of the horse
+        by = int(height * 0.2 + a * height * 0.55)
+        bx = int(width * 0.85 - a * width * 0.7)
+        _paste(img, lab, ball, bmask, by, bx, 2)
+        frames[t] = np.clip(img, 0, 255).astype(np.uint8)
+        labels[t] = lab
+    return frames, labels
+
+
+def _paste(img, lab, tex, mask, y, x, label) -> None:
+    h, w = mask.shape
+    H, W = lab.shape
+    y0, x0 = max(0, y), max(0, x)
+    y1, x1 = min(H, y + h), min(W, x + w)
+    if y1 <= y0 or x1 <= x0:
+        return
+    m = mask[y0 - y : y1 - y, x0 - x : x1 - x]
+    img[y0:y1, x0:x1][m] = tex[y0 - y : y1 - y, x0 - x : x1 - x][m]
+    lab[y0:y1, x0:x1][m] = label
+
+
+def make_cell_timelapse(n_frames: int = CELL_SHAPE[0], height: int = CELL_SHAPE[1], width: int = CELL_SHAPE[2], seed: int = 0):
+    """uint16 frames (T, H, W) and labels (T, H, W) uint8 of drifting cells; cell 1 divides.
+
+    A dividing cell keeps its label in both daughters (one object, as in video object
+    segmentation).
+    """
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    # uneven illumination + low-frequency texture
+    background = 300 + 80 * np.exp(-(((yy - height * 0.3) / height) ** 2 + ((xx - width * 0.7) / width) ** 2) * 2)
+    background += ndimage.gaussian_filter(rng.normal(0, 40, (height, width)), 6)
+
+    n_cells = 5
+    pos = [(height * 0.5, width * 0.45)]  # the dividing cell, in the middle
+    while len(pos) < n_cells:  # the others well apart from each other
+        p = (rng.uniform(0.15, 0.85) * height, rng.uniform(0.1, 0.9) * width)
+        if all(np.hypot(p[0] - q[0], p[1] - q[1]) > 0.3 * min(height, width) for q in pos):
+            pos.append(p)
+    pos = np.asarray(pos)
+    vel = rng.normal(0, 0.4, (n_cells, 2))
+    radii = rng.uniform(0.07, 0.1, (n_cells, 2)) * min(height, width)
+    radii[0] = (0.1 * min(height, width), 0.12 * min(height, width))
+    angles = rng.uniform(0, np.pi, n_cells)
+    bright = rng.uniform(1500, 2200, n_cells)
+    t_div0, t_div1 = int(n_frames * 0.4), int(n_frames * 0.65)
+
+    frames = np.zeros((n_frames, height, width), np.uint16)
+    labels = np.zeros((n_frames, height, width), np.uint8)
+    texture = ndimage.gaussian_filter(rng.normal(0, 1, (height, width)), 1.5)
+    for t in range(n_frames):
+        img = background.copy()
+        lab = np.zeros((height, width), np.uint8)
+        blobs = []  # (label, cy, cx, ry, rx, angle, brightness)
+        for k in range(n_cells):
+            cy, cx = pos[k] + vel[k] * t
+            cy = float(np.clip(cy, radii[k, 0] + 2, height - radii[k, 0] - 2))
+            cx = float(np.clip(cx, radii[k, 1] + 2, width - radii[k, 1] - 2))
+            ang = angles[k] + 0.03 * t
+            if k == 0 and t >= t_div0:
+                # elongate, then split into two daughters moving apart
+                s = min(1.0, (t - t_div0) / max(1, t_div1 - t_div0))
+                d = radii[k, 1] * (0.2 + 1.1 * s)
+                ry = radii[k, 0] * (1 - 0.25 * s)
+                rx = radii[k, 1] * (1 - 0.35 * s)
+                dy, dx = d * np.sin(ang), d * np.cos(ang)
+                blobs.append((1, cy + dy, cx + dx, ry, rx, ang, bright[k]))
+                blobs.append((1, cy - dy, cx - dx, ry, rx, ang, bright[k]))
+            else:
+                blobs.append((k + 1, cy, cx, radii[k, 0], radii[k, 1], ang, bright[k]))
+        for label, cy, cx, ry, rx, ang, b in blobs:
+            c, s_ = np.cos(ang), np.sin(ang)
+            u = ((yy - cy) * s_ + (xx - cx) * c) / rx
+            v = ((yy - cy) * c - (xx - cx) * s_) / ry
+            rr = u**2 + v**2
+            inside = rr <= 1.0
+            profile = np.clip(1.0 - rr, 0, 1) ** 0.5
+            nucleus = np.exp(-rr / 0.15) * 0.6
+            img += b * (profile + nucleus) * (1 + 0.15 * texture)
+            lab[inside & (lab == 0)] = label
+        img = ndimage.gaussian_filter(img, 1.0)
+        img = rng.poisson(np.clip(img, 0, None)).astype(np.float32) + rng.normal(100, 12, img.shape)
+        frames[t] = np.clip(img, 0, 65535).astype(np.uint16)
+        labels[t] = lab
+    return frames, labels
+
+
+def colour_sequence():
+    """napari sample: the colour sequence (RGB video)."""
+    frames, _ = make_colour_sequence()
+    return [(frames, {"name": "IPNet colour sequence", "rgb": True}, "image")]
+
+
+def cell_timelapse():
+    """napari sample: the cell time-lapse (uint16, 2D + t)."""
+    frames, _ = make_cell_timelapse()
+    lo, hi = np.percentile(frames, [0.5, 99.8])
+    return [(frames, {"name": "IPNet cell time-lapse", "colormap": "gray",
+                      "contrast_limits": (float(lo), float(hi))}, "image")]

@@ -1,0 +1,78 @@
+"""Fixtures of the viewer tests (run under Xvfb via pytest-xvfb; CPU; random weights)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("napari")
+pytest.importorskip("pytestqt")
+
+
+
+@pytest.fixture
+def notes():
+    """Notifications shown while the test runs: list of (severity, message)."""
+    from napari.utils.notifications import notification_manager
+
+    seen: list[tuple[str, str]] = []
+
+    def record(event):
+        seen.append((str(event.severity), str(event.message)))
+
+    notification_manager.notification_ready.connect(record)
+    yield seen
+    notification_manager.notification_ready.disconnect(record)
+
+
+@pytest.fixture
+def tiny_rgb():
+    """6 RGB frames of 64x80 with a bright square moving right."""
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 60, (6, 64, 80, 3), dtype=np.uint8)
+    for t in range(6):
+        frames[t, 20:40, 10 + 6 * t : 30 + 6 * t] = 220
+    return frames
+
+
+@pytest.fixture
+def make_widget(make_napari_viewer, qt_model):
+    """Factory: ``make_widget(data=None, show=False, **image_kwargs)`` -> (viewer, widget, image).
+
+    The widget is docked, uses the seeded random EfficientNet-Lite0 model, and has
+    the image selected (when ``data`` is given).
+    """
+    from napari_ipnet._qt.widget import IPNetWidget
+
+    def factory(data=None, show=False, model=True, **kwargs):
+        viewer = make_napari_viewer(show=show)
+        image = viewer.add_image(data, **kwargs) if data is not None else None
+        widget = IPNetWidget(viewer)
+        viewer.window.add_dock_widget(widget, name="IPNet")
+        if model:
+            widget.set_model(qt_model, "random weights (untrained)")
+        if image is not None:
+            widget.set_image_layer(image)
+        return viewer, widget, image
+
+    return factory
+
+
+@pytest.fixture(scope="session")
+def qt_model(lite_model):
+    """Random EfficientNet-Lite0 weights whose propagation network always says foreground.
+
+    Plain random weights give a probability near 0.5 everywhere: the interaction marks
+    the whole frame and propagation marks nothing, so a propagated frame would look
+    untouched. A large foreground bias on the propagation head makes every propagated
+    frame visibly change, so the tests can tell written frames from skipped ones.
+    Nothing here is about accuracy.
+    """
+    import copy
+
+    import torch
+
+    model = copy.deepcopy(lite_model)
+    with torch.no_grad():
+        model.propagation.Decoder.pred2.bias[1] += 8.0
+    return model

@@ -1,0 +1,399 @@
+"""The IPNet dock widget in a real napari viewer (Xvfb, CPU, random weights).
+
+Random weights make the masks meaningless: these tests check the plumbing (which
+frames are touched, what the layers hold, undo, cancel, errors), never accuracy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from qt_helpers import path, wait_idle
+
+from napari_ipnet._qt.widget import NEGATIVE_COLOR, SHORTCUTS, IPNetWidget, shortcut_help
+
+
+def _scribble(qtbot, widget, frame, y=30, x0=15, x1=35, lead=None):
+    shapes = widget.scribble_layer()
+    shapes.add_paths([path(lead if lead is not None else (frame,), y, x0, x1)])
+    wait_idle(qtbot, widget)
+    return shapes
+
+
+def _propagate(qtbot, widget):
+    with qtbot.waitSignal(widget.propagation_finished, timeout=60_000) as blocker:
+        widget.propagate()
+    wait_idle(qtbot, widget)
+    return blocker.args  # frames, cancelled
+
+
+def test_widget_docks_with_manifest_command(make_napari_viewer):
+    viewer = make_napari_viewer()
+    dock, widget = viewer.window.add_plugin_dock_widget("napari-ipnet", "IPNet interactive segmentation")
+    assert isinstance(widget, IPNetWidget)
+    assert widget.image_layer is None
+    assert "Alt+1" in widget.toolTip() and "Shift+Enter" in widget.toolTip()
+
+
+def test_stroke_runs_interaction_on_its_frame_only(make_widget, tiny_rgb, qtbot, notes):
+    viewer, w, image = make_widget(tiny_rgb)
+    assert w.output_layer is None
+    w.activate_scribbles("shapes")  # the Freehand button
+    shapes = w.scribble_layer()
+    assert viewer.layers.selection.active is shapes and shapes.mode == "add_path"
+    out = w.output_layer  # made with the scribble layer
+    assert out is not None and out.data.shape == (6, 64, 80) and not out.data.any()
+    with qtbot.waitSignal(w.interaction_done, timeout=60_000) as blocker:
+        _scribble(qtbot, w, frame=2)
+    assert blocker.args == [2]
+    s = w.session
+    assert s.object_ids == [1] and s.pending_frame == 2
+    touched = [t for t in range(6) if out.data[t].any()]
+    assert touched == [2]
+    np.testing.assert_array_equal(out.data[2], s.label_frame(2))
+    assert not [n for n in notes if n[0] == "error"]
+    # one undo step for the interaction
+    out.undo()
+    assert not out.data.any()
+
+
+def test_propagate_fills_every_frame_in_plan_order(make_widget, tiny_rgb, qtbot):
+    viewer, w, image = make_widget(tiny_rgb)
+    _scribble(qtbot, w, frame=2)
+    plan = w.session.propagation_plan()
+    assert sorted(plan) == [0, 1, 3, 4, 5]
+    seen = []
+    w.frame_done.connect(seen.append)
+    frames, cancelled = _propagate(qtbot, w)
+    assert not cancelled
+    assert seen == plan == frames
+    out = w.output_layer
+    assert all(out.data[t].any() for t in range(6))
+    np.testing.assert_array_equal(out.data, w.session.labels)
+    assert w.session.pending_frame is None
+    assert w.last_propagation_seconds is not None and w.last_propagation_seconds > 0
+    print(f"\n[timing] propagate 5 frames of 64x80 (random weights, CPU): {w.last_propagation_seconds:.2f} s")
+    from napari.utils.progress import progress
+
+    assert not [p for p in progress._all_instances if "IPNet" in str(p.desc)]
+
+
+def test_cancel_halfway_keeps_a_consistent_state(make_widget, tiny_rgb, qtbot):
+    viewer, w, image = make_widget(tiny_rgb)
+    _scribble(qtbot, w, frame=0)
+    session = w.session
+    plan = session.propagation_plan()
+    assert plan == [1, 2, 3, 4, 5]
+    label_frame = session.label_frame
+
+    def slow_label_frame(t):  # leave the main thread ample time to cancel after frame 2
+        if t > 2:
+            import time
+
+            time.sleep(0.5)
+        return label_frame(t)
+
+    session.label_frame = slow_label_frame
+    def cancel_at_2(t):
+        if t == 2:
+            w.cancel()
+
+    w.frame_done.connect(cancel_at_2)
+    frames, cancelled = _propagate(qtbot, w)
+    w.frame_done.disconnect(cancel_at_2)
+    assert cancelled
+    assert frames == plan[: len(frames)] and 2 <= len(frames) < len(plan)
+    del session.label_frame
+    out = w.output_layer
+    s = w.session
+    # the layer and the engine agree frame by frame; frames not reached are untouched
+    np.testing.assert_array_equal(out.data, s.labels)
+    assert [t for t in range(6) if out.data[t].any()] == [0, *frames]
+    assert s.pending_frame is None  # the round is closed
+    # one undo step covers the part of the round that was done
+    before_round = out.data.copy()
+    out.undo()
+    assert not out.data[frames].any() and out.data[0].any()
+    out.redo()
+    np.testing.assert_array_equal(out.data, before_round)
+    # the session keeps working: a correction on the last frame propagates back
+    _scribble(qtbot, w, frame=5)
+    frames2, cancelled2 = _propagate(qtbot, w)
+    assert not cancelled2 and frames2 and all(t < 5 for t in frames2)
+
+
+def test_undo_restores_previous_labels_per_round(make_widget, tiny_rgb, qtbot):
+    viewer, w, image = make_widget(tiny_rgb)
+    _scribble(qtbot, w, frame=3)
+    out = w.output_layer
+    after_interaction = out.data.copy()
+    _propagate(qtbot, w)
+    after_round = out.data.copy()
+    assert (after_round != after_interaction).any()
+    out.undo()  # what Ctrl+Z does on the selected Labels layer
+    np.testing.assert_array_equal(out.data, after_interaction)
+    out.redo()
+    np.testing.assert_array_equal(out.data, after_round)
+    w.undo()  # the widget's Undo (Alt+Z): the same history
+    np.testing.assert_array_equal(out.data, after_interaction)
+    w.undo()
+    assert not out.data.any()
+
+
+def test_two_objects(make_widget, tiny_rgb, qtbot):
+    viewer, w, image = make_widget(tiny_rgb)
+    shapes = _scribble(qtbot, w, frame=1, y=30, x0=18, x1=30)
+    k = w.add_object("square")
+    assert k == 2 and w.current_object == 2
+    _scribble(qtbot, w, frame=1, y=55, x0=40, x1=70)
+    assert list(shapes.features["object_id"]) == [1, 2]
+    assert list(shapes.features["positive"]) == [True, True]
+    out = w.output_layer
+    for i, obj in enumerate((1, 2)):  # stroke colour = the object's colour in the output layer
+        np.testing.assert_allclose(shapes.edge_color[i][:3], out.colormap.map(np.array([obj]))[0][:3], atol=1e-3)
+    s = w.session
+    assert s.object_ids == [1, 2]
+    frames, _ = _propagate(qtbot, w)
+    assert frames == [2, 3, 4, 5, 0]
+    assert set(np.unique(out.data)) <= {0, 1, 2}
+    np.testing.assert_array_equal(out.data, s.labels)
+    w.rename_object(2, "ball")
+    assert w.objects[2] == "ball" and out.metadata["napari_ipnet_objects"][2] == "ball"
+
+
+def test_negative_strokes_and_object_reset(make_widget, tiny_rgb, qtbot):
+    viewer, w, image = make_widget(tiny_rgb)
+    shapes = _scribble(qtbot, w, frame=1)
+    w.set_negative(True)
+    _scribble(qtbot, w, frame=1, y=5, x0=50, x1=75)
+    assert list(shapes.features["positive"]) == [True, False]
+    np.testing.assert_allclose(shapes.edge_color[1][:3], [1.0, 0x30 / 255, 0x30 / 255], atol=1e-3)
+    assert NEGATIVE_COLOR == "#ff3030"
+    w.set_negative(False)
+    w.add_object()
+    _scribble(qtbot, w, frame=1, y=55, x0=40, x1=70)
+    out = w.output_layer
+    assert w.session.object_ids == [1, 2]
+    ones_before = int((out.data == 1).sum())
+    w.reset_object(1)
+    assert not (out.data == 1).any() and ones_before > 0
+    assert w.session.object_ids == [2]
+    assert list(shapes.features["object_id"]) == [2]  # the strokes of object 1 are gone
+    out.undo()  # the reset is one undo step
+    assert int((out.data == 1).sum()) == ones_before
+    out.redo()
+    assert not (out.data == 1).any()
+    w.reset_all()
+    assert not (out.data == 1).any() and not (out.data == 2).any()
+    assert len(shapes.data) == 0 and w.session is None
+
+
+def test_existing_labels_are_respected(make_widget, tiny_rgb, qtbot):
+    viewer, w, image = make_widget(tiny_rgb)
+    user = np.zeros((6, 64, 80), np.uint8)
+    user[:, 50:60, 60:75] = 7  # an object the user painted by hand
+    labels = viewer.add_labels(user.copy(), name="hand made")
+    w.set_output_layer(labels)
+    assert w.output_layer is labels
+    assert w.add_object() == 8  # above the labels already in the layer
+    w.select_object(1)
+    _scribble(qtbot, w, frame=2)
+    _propagate(qtbot, w)
+    assert (labels.data[user == 7] == 7).all()  # never overwritten
+    assert all((labels.data[t] == 1).any() for t in range(6))  # but every frame got a result
+    w.reset_all()
+    np.testing.assert_array_equal(labels.data, user)
+
+
+def test_z_axis_of_a_4d_stack(make_widget, qtbot):
+    rng = np.random.default_rng(1)
+    stack = rng.integers(100, 400, (3, 5, 48, 64), dtype=np.uint16)  # (T, Z, Y, X)
+    viewer, w, image = make_widget(stack)
+    assert w.axis_combo.count() == 2
+    w.set_axis(1)  # propagate along z; t is fixed where the user scribbles
+    viewer.dims.set_current_step(0, 1)
+    w.scribble_layer()
+    assert w.scribble_layer().ndim == 4
+    _scribble(qtbot, w, frame=2, lead=(1, 2))
+    rec = w._active
+    assert rec.spec.axis == 1 and rec.spec.fixed == ((0, 1),)
+    assert rec.frames.shape == (5, 48, 64)
+    np.testing.assert_array_equal(rec.frames[3], stack[1, 3])
+    out = w.output_layer
+    assert out.data.shape == stack.shape
+    frames, _ = _propagate(qtbot, w)
+    assert sorted(frames) == [0, 1, 3, 4]
+    assert all(out.data[1, z].any() for z in range(5))
+    assert not out.data[0].any() and not out.data[2].any()
+    np.testing.assert_array_equal(out.data[1], w.session.labels)
+    # scribbling at another time point starts another session, along z again
+    _scribble(qtbot, w, frame=0, lead=(2, 0))
+    assert w._active.spec.fixed == ((0, 2),) and len(w.sessions) == 2
+
+
+def test_time_axis_of_a_4d_stack_fixes_z(make_widget, qtbot):
+    stack = np.random.default_rng(2).integers(0, 255, (4, 3, 40, 48), dtype=np.uint8)
+    viewer, w, image = make_widget(stack)
+    w.set_axis(0)
+    _scribble(qtbot, w, frame=1, lead=(1, 2), y=20, x0=5, x1=30)
+    assert w._active.spec.fixed == ((1, 2),)
+    assert w.output_layer.data[1, 2].any() and not w.output_layer.data[1, 0].any()
+
+
+def test_brush_and_click_scribbles(make_widget, tiny_rgb, qtbot):
+    viewer, w, image = make_widget(tiny_rgb)
+    w.activate_scribbles("brush")
+    brush = w.brush_layer()
+    assert viewer.layers.selection.active is brush and brush.mode == "paint"
+    assert brush.selected_label == 1
+    brush.brush_size = 3
+    with qtbot.waitSignal(w.interaction_done, timeout=60_000) as blocker:
+        brush.paint((3, 30, 30), 1)  # one finished brush stroke on frame 3
+    wait_idle(qtbot, w)
+    assert blocker.args == [3]
+    out = w.output_layer
+    assert [t for t in range(6) if out.data[t].any()] == [3]
+    assert w.session.object_ids == [1] and w.session.pending_frame == 3
+    # negative brush label
+    w.set_negative(True)
+    assert brush.selected_label == 255
+    with qtbot.waitSignal(w.interaction_done, timeout=60_000):
+        brush.paint((3, 5, 70), brush.selected_label)
+    wait_idle(qtbot, w)
+    # painting label 2 creates object 2
+    w.set_negative(False)
+    with qtbot.waitSignal(w.interaction_done, timeout=60_000):
+        brush.paint((3, 50, 10), 2)
+    wait_idle(qtbot, w)
+    assert 2 in w.objects and w.session.object_ids == [1, 2]
+    # a click (Points layer) is a small disk scribble on its frame
+    clicks = w.clicks_layer()
+    w.select_object(1)
+    with qtbot.waitSignal(w.interaction_done, timeout=60_000) as blocker:
+        clicks.add([[4, 32, 40]])
+    wait_idle(qtbot, w)
+    assert blocker.args == [4]
+    assert out.data[4].any() and w.session.pending_frame == 4
+
+
+def test_keyboard_shortcuts(make_widget, tiny_rgb, qtbot):
+    from qtpy.QtCore import Qt
+
+    viewer, w, image = make_widget(tiny_rgb)
+    w.scribble_layer()
+    canvas = viewer.window._qt_viewer.canvas.native
+    alt = Qt.KeyboardModifier.AltModifier
+    qtbot.keyClick(canvas, Qt.Key.Key_A, alt)
+    assert w.current_object == 2
+    qtbot.keyClick(canvas, Qt.Key.Key_1, alt)
+    assert w.current_object == 1
+    qtbot.keyClick(canvas, Qt.Key.Key_N, alt)
+    assert w.negative_check.isChecked()
+    qtbot.keyClick(canvas, Qt.Key.Key_N, alt)
+    assert not w.negative_check.isChecked()
+    _scribble(qtbot, w, frame=4)
+    with qtbot.waitSignal(w.propagation_finished, timeout=60_000):
+        qtbot.keyClick(canvas, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)
+    wait_idle(qtbot, w)
+    assert w.output_layer.data.all(axis=(1, 2)).any()
+    before = w.output_layer.data.copy()
+    qtbot.keyClick(canvas, Qt.Key.Key_Z, alt)  # undo the round
+    assert (w.output_layer.data != before).any()
+    # no clash with napari's own defaults
+    from napari.utils.shortcuts import default_shortcuts
+
+    napari_keys = {str(k) for ks in default_shortcuts.values() for k in ks}
+    from napari.utils.key_bindings import coerce_keybinding
+
+    ours = {str(coerce_keybinding(k)) for k, *_ in SHORTCUTS}
+    assert not ours & napari_keys
+    assert "Shift+Enter" in shortcut_help()
+
+
+def test_shortcuts_unbound_when_widget_closes(make_widget, tiny_rgb):
+    viewer, w, image = make_widget(tiny_rgb)
+    from napari.utils.key_bindings import coerce_keybinding
+
+    key = coerce_keybinding("Alt-A")
+    assert key in viewer.keymap
+    w.cleanup()
+    assert key not in viewer.keymap
+
+
+def test_unsupported_layers_notify_without_crashing(make_widget, qtbot, notes):
+    viewer, w, _ = make_widget()
+    flat = viewer.add_image(np.zeros((64, 80), np.uint8), name="flat")
+    w.set_image_layer(flat)
+    assert any(sev == "warning" and "2D image" in msg for sev, msg in notes)
+    w.activate_scribbles("shapes")
+    assert any(sev == "error" and "2D image" in msg for sev, msg in notes)
+    assert not any(x.metadata.get("napari_ipnet_role") for x in viewer.layers)
+    photo = viewer.add_image(np.zeros((64, 80, 3), np.uint8), name="photo", rgb=True)
+    w.set_image_layer(photo)
+    assert any("RGB image" in msg for _, msg in notes)
+    w.propagate()
+    assert any("scribble on a frame first" in msg for _, msg in notes)
+    assert w.is_idle()
+
+
+def test_missing_weights_are_reported(make_widget, tiny_rgb, qtbot, notes, monkeypatch, tmp_path):
+    import napari_ipnet.weights as weights
+
+    monkeypatch.setattr(weights, "bundled_weights_dir", lambda: tmp_path)  # no default weights here
+    viewer, w, image = make_widget(tiny_rgb, model=False)
+    w.scribble_layer().add_paths([path((2,), 30, 15, 35)])
+    wait_idle(qtbot, w)
+    errors = [msg for sev, msg in notes if sev == "error"]
+    assert errors and "weights" in errors[0] and "Checkpoint file" in errors[0]
+    assert w.model is None and w.is_idle()
+
+
+def test_layer_removed_mid_run(make_widget, tiny_rgb, qtbot, notes):
+    viewer, w, image = make_widget(tiny_rgb)
+    _scribble(qtbot, w, frame=0)
+    w.frame_done.connect(lambda t: viewer.layers.remove(image) if image in viewer.layers else None)
+    frames, cancelled = _propagate(qtbot, w)
+    assert cancelled and len(frames) < 5
+    assert any(sev == "warning" and "removed" in msg for sev, msg in notes)
+    assert w.is_idle() and w.session is None
+    assert not [n for n in notes if n[0] == "error"]
+
+
+def test_output_layer_removed_mid_run(make_widget, tiny_rgb, qtbot, notes):
+    viewer, w, image = make_widget(tiny_rgb)
+    _scribble(qtbot, w, frame=0)
+    out = w.output_layer
+    w.frame_done.connect(lambda t: viewer.layers.remove(out) if out in viewer.layers else None)
+    frames, cancelled = _propagate(qtbot, w)
+    assert cancelled
+    assert any("output layer" in msg for _, msg in notes)
+    assert w.is_idle() and w.output_layer is None
+    # a new scribble makes a new output layer
+    _scribble(qtbot, w, frame=1)
+    assert w.output_layer is not None and w.output_layer.data[1].any()
+
+
+def test_worker_errors_become_notifications(make_widget, tiny_rgb, qtbot, notes, monkeypatch):
+    viewer, w, image = make_widget(tiny_rgb)
+    _scribble(qtbot, w, frame=0)
+    session = w.session
+
+    def boom(frame):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(session, "label_frame", boom)
+    frames, cancelled = _propagate(qtbot, w)
+    errors = [msg for sev, msg in notes if sev == "error"]
+    assert errors and "out of GPU memory" in errors[-1] and "cpu" in errors[-1]
+    assert w.is_idle()
+
+
+@pytest.mark.parametrize("channel", [None, 1])
+def test_rgb_channel_choice(make_widget, tiny_rgb, qtbot, channel):
+    viewer, w, image = make_widget(tiny_rgb)
+    assert w.channel_combo.count() == 4  # colour, R, G, B
+    w.set_channel(channel)
+    _scribble(qtbot, w, frame=0)
+    frames = w._active.frames
+    expected = tiny_rgb[5] if channel is None else tiny_rgb[5, ..., channel]
+    np.testing.assert_array_equal(frames[5], expected)

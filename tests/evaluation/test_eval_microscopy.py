@@ -1,0 +1,122 @@
+"""Evaluation on a TIFF image stack with a persistent-identity label stack, along t
+and along z, one single-object run per chosen object."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import tifffile
+from eval_helpers import ShiftStub
+
+from napari_ipnet import cli
+from napari_ipnet.evaluation import cli as eval_cli
+from napari_ipnet.evaluation.datasets import choose_objects, load_tiff_units, slice_stack
+from napari_ipnet.evaluation.protocol import run_protocol
+
+T, Z, Y, X = 6, 3, 48, 64
+
+
+def _stacks():
+    """Object 5: a block drifting right, in every t and z. Object 9: present from t=2 on,
+    in planes 1-2 only. Object 2: tiny, in one frame."""
+    lab = np.zeros((T, Z, Y, X), np.uint16)
+    for t in range(T):
+        lab[t, :, 10:26, 8 + 3 * t : 24 + 3 * t] = 5
+        if t >= 2:
+            lab[t, 1:, 30:44, 40:56] = 9
+    lab[4, 1, 2:5, 2:5] = 2
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 40, (T, Z, Y, X)).astype(np.uint8)
+    img[lab > 0] = 200
+    return img, lab
+
+
+@pytest.fixture
+def tiffs(tmp_path):
+    img, lab = _stacks()
+    tifffile.imwrite(tmp_path / "cells.tif", img)
+    tifffile.imwrite(tmp_path / "cells_labels.tif", lab)
+    return tmp_path / "cells.tif", tmp_path / "cells_labels.tif"
+
+
+def test_units_along_t(tiffs):
+    img, lab = _stacks()
+    units = load_tiff_units(*tiffs, axis="t", z=1, max_objects=2)
+    assert [u.meta["object"] for u in units] == [5, 9]  # most slices first
+    for u in units:
+        k = u.meta["object"]
+        assert u.frames.shape == (T, Y, X)
+        assert np.array_equal(u.frames, img[:, 1])
+        assert np.array_equal(u.gt, (lab[:, 1] == k).astype(np.uint8))
+        assert u.objects == [1]
+        assert u.meta["axis"] == "t" and u.meta["plane"] == "z=1"
+    assert units[0].name == "cells:t-axis:z=1:obj5"
+
+
+def test_units_along_z(tiffs):
+    img, lab = _stacks()
+    units = load_tiff_units(*tiffs, axis="z", t=3, objects=[9])
+    assert len(units) == 1
+    u = units[0]
+    assert u.frames.shape == (Z, Y, X)
+    assert np.array_equal(u.frames, img[3])
+    assert np.array_equal(u.gt, (lab[3] == 9).astype(np.uint8))
+    assert u.meta["plane"] == "t=3"
+
+
+def test_choices_and_errors(tiffs):
+    _, lab = _stacks()
+    assert choose_objects(lab[:, 1], max_objects=5) == [5, 9, 2]
+    with pytest.raises(ValueError, match="not in the label stack"):
+        load_tiff_units(*tiffs, axis="t", z=1, objects=[7])
+    with pytest.raises(ValueError, match="out of range"):
+        load_tiff_units(*tiffs, axis="t", z=3)
+    with pytest.raises(ValueError, match="out of range"):
+        load_tiff_units(*tiffs, axis="z", t=6)
+    three_d, where = slice_stack(lab[:, 0], "t")
+    assert three_d.shape == (T, Y, X) and where == "3d"
+    with pytest.raises(ValueError, match="no second axis"):
+        slice_stack(lab[:, 0], "t", z=2)
+
+
+def test_per_object_runs_and_mean(tiffs):
+    units = load_tiff_units(*tiffs, axis="t", z=1, max_objects=2)
+    shifts = {5: [1, 0, 2, 4, 0, 3], 9: [0, 0, 3, 1, 2, 0]}
+    queue = [ShiftStub(u.gt, shifts[u.meta["object"]]) for u in units]
+    summary = run_protocol(units, lambda frames: queue.pop(0), rounds=3, progress=False)
+    res = summary["sequences"]
+    assert list(res) == [u.name for u in units]
+    # object 5: the block is largest... everywhere equally: first frame; then worst unannotated
+    r5 = res[units[0].name]
+    assert [r["frame"] for r in r5["rounds"]] == [0, 3, 5]
+    w = 16
+    expected_last = np.mean([1.0 if t in (0, 3, 5) else (w - s) / (w + s) for t, s in enumerate(shifts[5])])
+    assert r5["J"][-1] == pytest.approx(expected_last)
+    # object 9 is absent at t < 2: J = 1 there from the start (empty vs empty)
+    r9 = res[units[1].name]
+    assert r9["rounds"][0]["frame"] == 2
+    assert summary["overall"]["J"] == pytest.approx(
+        [(a + b) / 2 for a, b in zip(r5["J"], r9["J"])]
+    )
+
+
+def test_cli_tiff(tiffs, tmp_path, monkeypatch):
+    def hook(args):
+        units = load_tiff_units(args.source, args.labels, args.axis, args.z, args.t, args.objects, args.max_objects)
+        queue = [ShiftStub(u.gt, [2] * len(u.gt)) for u in units]
+        return lambda frames: queue.pop(0)
+
+    monkeypatch.setattr(eval_cli, "_session_factory_override", hook)
+    out = tmp_path / "micro.json"
+    rc = cli.main(["evaluate", str(tiffs[0]), "--labels", str(tiffs[1]), "--axis", "z", "--t", "4",
+                   "--objects", "5,9", "--rounds", "2", "--out", str(out), "--quiet"])
+    assert rc == 0
+    s = json.loads(out.read_text())
+    assert s["protocol"]["format"] == "tiff" and s["protocol"]["axis"] == "z"
+    names = list(s["sequences"])
+    assert names == ["cells:z-axis:t=4:obj5", "cells:z-axis:t=4:obj9"]
+    assert s["overall"]["n_objects"] == 2
+    for name in names:
+        assert len(s["sequences"][name]["rounds"]) == 2

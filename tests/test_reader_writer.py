@@ -1,0 +1,196 @@
+"""Reader (videos, frame folders; lazy), writers (TIFF, DAVIS PNGs), sample data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_ipnet._reader import VideoFrames, frame_files, napari_get_reader
+from napari_ipnet._writer import davis_palette, write_labels_davis, write_labels_tiff
+
+
+def _moving_frames(n=6, h=64, w=80):
+    frames = np.zeros((n, h, w, 3), np.uint8)
+    for t in range(n):
+        frames[t, ..., 0] = 20 * t  # a different red level per frame
+        frames[t, 16:40, 8 + 8 * t : 32 + 8 * t, 1] = 255
+    return frames
+
+
+@pytest.fixture
+def video(tmp_path):
+    pytest.importorskip("imageio_ffmpeg")
+    import imageio.v2 as iio2
+
+    frames = _moving_frames()
+    path = tmp_path / "clip.mp4"
+    writer = iio2.get_writer(str(path), format="ffmpeg", fps=5, codec="libx264", quality=9, macro_block_size=16)
+    for f in frames:
+        writer.append_data(f)
+    writer.close()
+    return path, frames
+
+
+def test_video_is_read_lazily_and_frame_accurately(video):
+    path, frames = video
+    reader = napari_get_reader(str(path))
+    assert reader is not None
+    (data, meta, kind), = reader(str(path))
+    assert kind == "image" and meta["rgb"] and meta["name"] == "clip"
+    assert data.shape == frames.shape and data.dtype == np.uint8
+    assert type(data).__module__.startswith("dask")  # decoded on demand, not in memory
+    for t in (5, 0, 3, 1):  # random access, backwards too
+        x = np.asarray(data[t]).astype(int)
+        errors = [np.abs(x - frames[u]).mean() for u in range(len(frames))]
+        assert int(np.argmin(errors)) == t and errors[t] < 4
+
+
+def test_video_frames_decode_only_what_is_asked(video):
+    path, frames = video
+    v = VideoFrames(path)
+    assert v.n_frames == 6 and v.frame_shape == (64, 80, 3)
+    v.frame(4)
+    assert sorted(v._cache) == [0, 4]  # the first frame (probed at open) and the one asked for
+    v.close()
+
+
+def _write_jpegs(folder, frames, names):
+    import imageio.v3 as iio
+
+    folder.mkdir()
+    for f, name in zip(frames, names):
+        iio.imwrite(folder / name, f, quality=95)
+
+
+def test_davis_jpeg_folder(tmp_path):
+    frames = _moving_frames(n=12)
+    names = [f"{t:05d}.jpg" if t % 2 else f"{t}.jpg" for t in range(12)]  # natural order, not text order
+    _write_jpegs(tmp_path / "bear", frames, names)
+    (tmp_path / "bear" / "notes.txt").write_text("ignored")
+    assert [f.name for f in frame_files(tmp_path / "bear")][:3] == ["0.jpg", "00001.jpg", "2.jpg"]
+    reader = napari_get_reader(str(tmp_path / "bear"))
+    (data, meta, kind), = reader(str(tmp_path / "bear"))
+    assert kind == "image" and meta["name"] == "bear" and data.shape == (12, 64, 80, 3)
+    assert type(data).__module__.startswith("dask")
+    x = np.asarray(data[10]).astype(int)
+    assert np.abs(x - frames[10]).mean() < 2 and np.abs(x - frames[9]).mean() > 5
+
+
+def test_folder_with_mixed_sizes_is_refused(tmp_path):
+    import imageio.v3 as iio
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    iio.imwrite(folder / "00000.png", np.zeros((20, 30, 3), np.uint8))
+    iio.imwrite(folder / "00001.png", np.zeros((21, 30, 3), np.uint8))
+    with pytest.raises(OSError, match="same size"):
+        napari_get_reader(str(folder))(str(folder))
+
+
+def test_reader_declines_what_it_does_not_read(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "a.txt").write_text("x")
+    assert napari_get_reader(str(tmp_path / "empty")) is None
+    assert napari_get_reader(str(tmp_path / "a.txt")) is None
+    assert napari_get_reader(str(tmp_path / "missing.mp4")) is None
+    assert napari_get_reader([str(tmp_path / "a.txt"), str(tmp_path / "b.txt")]) is None
+
+
+def test_tiff_round_trip(tmp_path):
+    import tifffile
+
+    labels = np.random.default_rng(0).integers(0, 5, (4, 3, 20, 30)).astype(np.uint8)
+    out = write_labels_tiff(str(tmp_path / "sub" / "labels.tif"), labels, {})
+    np.testing.assert_array_equal(tifffile.imread(out[0]), labels)
+    big = labels.astype(np.int32) * 1000
+    out = write_labels_tiff(str(tmp_path / "big.tif"), big, {})
+    back = tifffile.imread(out[0])
+    assert back.dtype == np.uint16
+    np.testing.assert_array_equal(back, big)
+
+
+def test_davis_png_round_trip_is_palette_indexed(tmp_path):
+    from PIL import Image
+
+    labels = np.zeros((5, 24, 32), np.uint8)
+    for t in range(5):
+        labels[t, 4:12, 2 + 3 * t : 10 + 3 * t] = 1
+        labels[t, 14:20, 20:30] = 2
+    (folder,) = write_labels_davis(str(tmp_path / "Annotations" / "seq"), labels, {})
+    names = sorted(p.name for p in (tmp_path / "Annotations" / "seq").iterdir())
+    assert names == [f"{t:05d}.png" for t in range(5)]
+    with Image.open(tmp_path / "Annotations" / "seq" / "00002.png") as im:
+        assert im.mode == "P"
+        pal = np.asarray(im.getpalette()[:9]).reshape(3, 3)
+    np.testing.assert_array_equal(pal, [[0, 0, 0], [128, 0, 0], [0, 128, 0]])  # the DAVIS colours
+    np.testing.assert_array_equal(davis_palette()[:3], pal)
+    (data, meta, kind), = napari_get_reader(folder)(folder)
+    assert kind == "labels"
+    np.testing.assert_array_equal(np.asarray(data), labels)
+
+
+def test_davis_writer_refuses_what_png_cannot_hold(tmp_path):
+    with pytest.raises(ValueError, match="TIFF"):
+        write_labels_davis(str(tmp_path / "a"), np.zeros((2, 3, 8, 8), np.uint8), {})
+    with pytest.raises(ValueError, match="0..255"):
+        write_labels_davis(str(tmp_path / "b"), np.full((2, 8, 8), 300, np.uint16), {})
+
+
+def test_reader_and_writers_through_npe2(tmp_path, video):
+    import npe2
+
+    npe2.PluginManager.instance().discover()
+    path, frames = video
+    layers = npe2.read([str(path)], stack=False, plugin_name="napari-ipnet")
+    assert layers[0][0].shape == frames.shape
+    labels = np.zeros((3, 16, 16), np.uint8)
+    labels[1, 4:8, 4:8] = 3
+    written = npe2.write(str(tmp_path / "l.tif"), [(labels, {}, "labels")], plugin_name="napari-ipnet")
+    assert written and written[0].endswith("l.tif")
+    written = npe2.write(
+        str(tmp_path / "davis"), [(labels, {}, "labels")], plugin_name="napari-ipnet.write_labels_davis"
+    )
+    assert sorted(p.name for p in (tmp_path / "davis").iterdir()) == ["00000.png", "00001.png", "00002.png"]
+
+
+def test_samples_need_no_download(monkeypatch):
+    import skimage.data._fetchers as fetchers
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("a sample tried to fetch data")
+
+    monkeypatch.setattr(fetchers, "_fetch", no_network)
+    from napari_ipnet import _sample_data as sd
+
+    (frames, meta, kind), = sd.colour_sequence()
+    assert kind == "image" and meta["rgb"] and frames.shape == (20, 180, 240, 3) and frames.dtype == np.uint8
+    (cells, meta, kind), = sd.cell_timelapse()
+    assert cells.shape == (24, 128, 160) and cells.dtype == np.uint16
+
+
+def test_colour_sequence_objects_move_and_occlude():
+    from napari_ipnet._sample_data import make_colour_sequence
+
+    frames, labels = make_colour_sequence(n_frames=10)
+    assert set(np.unique(labels)) == {0, 1, 2}
+    cx = [np.argwhere(labels[t] == 1)[:, 1].mean() for t in range(10)]
+    assert all(b > a for a, b in zip(cx, cx[1:]))  # the horse walks right
+    by = [np.argwhere(labels[t] == 2)[:, 0].mean() for t in range(10)]
+    assert by[-1] > by[0] + 30  # the ball moves down
+    assert (frames[0] != frames[-1]).any()
+
+
+def test_cell_timelapse_cells_move_and_one_divides():
+    from scipy import ndimage
+
+    from napari_ipnet._sample_data import make_cell_timelapse
+
+    frames, labels = make_cell_timelapse()
+    n_parts = [ndimage.label(labels[t] == 1)[1] for t in range(len(labels))]
+    assert n_parts[0] == 1 and n_parts[-1] == 2  # cell 1 divides
+    assert len(np.unique(labels[0])) == 6  # background + 5 cells
+    c0 = [np.argwhere(labels[t] == 2).mean(axis=0) for t in (0, len(labels) - 1)]
+    assert np.hypot(*(c0[1] - c0[0])) > 1.0  # cells drift
+    # microscopy-like: noisy background, bright cells
+    assert frames[0][labels[0] > 0].mean() > 2 * frames[0][labels[0] == 0].mean()
+    assert frames[0][labels[0] == 0].std() > 5

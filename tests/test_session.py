@@ -1,0 +1,383 @@
+"""The session engine: blend rule, references, several objects, cancel, errors.
+
+Most tests use stub networks with known outputs (see conftest.StubModel); 48x64 frames
+are smaller than the 128 px minimum ROI side, so the ROI covers the whole frame and a
+constant network output becomes a constant probability over the frame.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from napari_ipnet.session import Session, SoftMask, blend_weight, soft_aggregate
+
+H, W = 48, 64
+TOL = 1 / 255 + 1e-6  # stored masks are uint8
+
+
+def q(x):
+    """What the session stores: the probability quantised to 1/255."""
+    return np.rint(np.clip(x, 0, 1) * 255) / 255
+
+
+def frames_of(t=10, h=H, w=W):
+    return np.random.default_rng(0).integers(0, 255, (t, h, w, 3), dtype=np.uint8)
+
+
+def scribble(y0=20, y1=26, x0=30, x1=36, h=H, w=W):
+    m = np.zeros((h, w), bool)
+    m[y0:y1, x0:x1] = True
+    return m
+
+
+def probs(session, k=1):
+    return np.stack([session.probability(t, k) for t in range(session.n_frames)])
+
+
+def assert_constant(p, value, tol=TOL):
+    assert np.abs(p - value).max() <= tol, (p.min(), p.max(), value)
+
+
+def run_round(session, model, frame, interaction, propagation, feature, object_id=1):
+    model.interaction.value = interaction
+    model.interaction.feature_value = feature
+    model.propagation.value = propagation
+    session.interact(frame, scribble(), object_id=object_id)
+    plan = session.propagation_plan()
+    done = list(session.propagate())
+    assert done == plan
+    return done
+
+
+# ------------------------------------------------------------------ blending rounds
+def test_blend_weight_rule():
+    assert blend_weight(7, 5, None) == 1.0
+    assert blend_weight(6, 5, 8) == pytest.approx(2 / 3)
+    assert blend_weight(8, 5, 8) == 0.0
+    assert blend_weight(3, 5, 2) == pytest.approx(1 / 3)
+    assert blend_weight(1, 5, 2) == 0.0  # past the annotated frame: never negative
+
+
+def test_blend_rule_over_four_rounds(stub_model):
+    model = stub_model()
+    s = Session(frames_of(10), model)
+    expected = np.zeros(10)
+
+    # round 1 on frame 5, no earlier annotation: w = 1 on both sides
+    done = run_round(s, model, 5, 0.9, 0.2, feature=1.0)
+    assert done == [6, 7, 8, 9, 4, 3, 2, 1, 0]
+    expected[:] = q(0.2)
+    expected[5] = q(0.9)
+    P = probs(s)
+    for t in range(10):
+        assert_constant(P[t], expected[t])
+    assert s.annotated_frames() == [5] and s.pending_frame is None
+
+    # round 2 on frame 2: forward towards the annotated frame 5 (w = 2/3, 1/3, 0),
+    # backward to the sequence start (w = 1)
+    done = run_round(s, model, 2, 1.0, 0.8, feature=3.0)
+    assert done == [3, 4, 1, 0]
+    expected[2] = q(1.0)
+    expected[3] = q(2 / 3 * 0.8 + 1 / 3 * expected[3])
+    expected[4] = q(1 / 3 * 0.8 + 2 / 3 * expected[4])
+    expected[[0, 1]] = q(0.8)
+    P = probs(s)
+    for t in range(10):  # 5..9 untouched
+        assert_constant(P[t], expected[t])
+    assert s.annotated_frames() == [2, 5]
+
+    # round 3 on frame 8: backward towards 5, forward to the end
+    done = run_round(s, model, 8, 0.7, 0.4, feature=5.0)
+    assert done == [9, 7, 6]
+    expected[8] = q(0.7)
+    expected[9] = q(0.4)
+    expected[7] = q(2 / 3 * 0.4 + 1 / 3 * expected[7])
+    expected[6] = q(1 / 3 * 0.4 + 2 / 3 * expected[6])
+    P = probs(s)
+    for t in range(10):
+        assert_constant(P[t], expected[t])
+
+    # round 4: frame 5 annotated again, between the annotated frames 2 and 8
+    done = run_round(s, model, 5, 0.3, 0.6, feature=7.0)
+    assert done == [6, 7, 4, 3]
+    expected[5] = q(0.3)  # the interaction replaces the frame's mask
+    for f in (6, 4):
+        expected[f] = q(2 / 3 * 0.6 + 1 / 3 * expected[f])
+    for f in (7, 3):
+        expected[f] = q(1 / 3 * 0.6 + 2 / 3 * expected[f])
+    P = probs(s)
+    for t in range(10):  # 0, 1, 2, 8, 9 untouched
+        assert_constant(P[t], expected[t])
+    assert s.annotated_frames() == [2, 5, 8]
+    assert s.annotated_frames(1) == [2, 5, 8]
+
+    # the references: this round's interaction feature fused with the previous fused one
+    refs = [float(c["reference"][0].mean()) for c in model.propagation.calls]
+    assert refs == [1.0] * 9 + [2.0] * 4 + [3.5] * 3 + [5.25] * 4
+
+
+def test_propagation_inputs(stub_model):
+    model = stub_model()
+    s = Session(frames_of(10), model)
+    run_round(s, model, 5, 0.9, 0.2, feature=1.0)
+    calls = model.propagation.calls
+    c = 128  # the ROI centre: well inside the frame
+    # frame 6: neighbour 5 (p = 0.9 -> label 1), its own previous mask: none
+    assert calls[0]["maps"][0][0, 0, c, c] == 0.0 and calls[0]["maps"][1][0, 0, c, c] == 1.0
+    # frame 7: neighbour 6 (p = 0.2 -> background): the neighbour mask is rounded to 0
+    assert calls[1]["maps"][1][0, 0, c, c] == 0.0
+    # the RGB is in [0, 1]
+    rgb = calls[0]["rgb"]
+    assert rgb.shape == (1, 3, 256, 256) and 0 <= rgb.min() and rgb.max() <= 1
+    model.propagation.calls.clear()
+    run_round(s, model, 2, 1.0, 0.8, feature=3.0)
+    # frame 3 in round 2: previous-round mask 0.2, neighbour frame 2 (p = 1) -> 1
+    first = model.propagation.calls[0]
+    assert abs(float(first["maps"][0][0, 0, c, c]) - 0.2) <= TOL
+    assert first["maps"][1][0, 0, c, c] == 1.0
+    # the interaction saw its previous mask of frame 2 (0.2) and the scribbles
+    inter = model.interaction.calls[-1]
+    assert abs(float(inter["maps"][0][0, 0, c, c]) - 0.2) <= TOL
+    assert inter["maps"][1].max() == 1.0 and inter["maps"][2].max() == 0.0
+
+
+def test_probability_is_zero_outside_the_roi(stub_model):
+    model = stub_model(interaction=1.0, propagation=0.6)
+    frames = frames_of(3, 48, 400)
+    s = Session(frames, model)
+    s.interact(0, scribble(20, 26, 18, 23, 48, 400))
+    p0 = s.probability(0, 1)
+    # box: cols 18..22 grown to 128, x1.5 -> 192 wide about x = 20: [-5, 116]
+    assert p0[:, :116].min() == 1.0
+    assert p0[:, 118:].max() == 0.0
+    assert s.memory_bytes() <= 48 * 118  # only the crop is stored
+    list(s.propagate())
+    p1 = s.probability(1, 1)
+    # box of frame 1: neighbour mask (cols 0..116) -> 128 -> 192 wide about 58: [-5, 154]
+    assert_constant(p1[:, :154], 0.6)
+    assert p1[:, 156:].max() == 0.0
+
+
+# ------------------------------------------------------------------ several objects
+def test_soft_aggregate_two_and_three_objects():
+    p = np.array([[[0.9]], [[0.2]]], np.float32)  # (K=2, 1, 1)
+    out = soft_aggregate(p)
+    bg = 0.1 * 0.8
+    odds = np.array([bg / (1 - bg), 9.0, 0.25])
+    np.testing.assert_allclose(out[:, 0, 0], odds / odds.sum(), rtol=1e-4)
+    p3 = np.random.default_rng(0).random((3, 5, 6)).astype(np.float32)
+    out3 = soft_aggregate(p3)
+    assert out3.shape == (4, 5, 6)
+    np.testing.assert_allclose(out3.sum(axis=0), 1.0, rtol=1e-5)
+    bg3 = np.prod(1 - p3, axis=0)
+    full = np.concatenate([bg3[None], p3])
+    np.testing.assert_array_equal(out3.argmax(axis=0), full.argmax(axis=0))
+    # saturated probabilities stay finite
+    sat = soft_aggregate(np.array([[[1.0, 0.0]], [[1.0, 0.0]]]))
+    assert np.isfinite(sat).all()
+
+
+def _block_stub(rgb, prev, pos, neg):
+    return 0.05 + 0.9 * pos  # the positive scribbles, softly
+
+
+def _copy_neighbour(rgb, prev, neighbour):
+    return 0.05 + 0.9 * neighbour
+
+
+def test_three_objects_labels_and_negatives(stub_model):
+    model = stub_model(interaction=_block_stub, propagation=_copy_neighbour)
+    s = Session(frames_of(4), model)
+    blocks = {1: (4, 16, 4, 20), 2: (24, 40, 30, 44), 3: (24, 44, 50, 62)}
+    for k, b in blocks.items():
+        s.interact(1, scribble(*b), object_id=k)
+    # other objects' positives are negatives: object 3 saw objects 1 and 2 as negative
+    neg3 = model.interaction.calls[-1]["maps"][2]
+    assert neg3.sum() > 0
+    lab = s.label_frame(1)
+    assert lab.dtype == np.uint8 and lab.shape == (H, W)
+    expected = np.zeros((H, W), np.uint8)
+    for k, (y0, y1, x0, x1) in blocks.items():
+        expected[y0 + 1 : y1 - 1, x0 + 1 : x1 - 1] = k
+        assert np.all(lab[y0 + 1 : y1 - 1, x0 + 1 : x1 - 1] == k)
+    far = np.ones((H, W), bool)
+    for y0, y1, x0, x1 in blocks.values():
+        far[max(0, y0 - 2) : y1 + 2, max(0, x0 - 2) : x1 + 2] = False
+    assert np.all(lab[far] == 0)
+    # label_frame is the argmax of the soft aggregation
+    stack = np.stack([s.probability(1, k) for k in s.object_ids])
+    agg = soft_aggregate(stack)
+    np.testing.assert_array_equal(np.asarray([0, 1, 2, 3])[agg.argmax(axis=0)], lab)
+    # propagation copies the (binary) neighbour label of each object
+    assert list(s.propagate()) == [2, 3, 0]
+    labels = s.labels
+    assert labels.shape == (4, H, W)
+    for t in range(4):
+        for k, (y0, y1, x0, x1) in blocks.items():
+            assert np.all(labels[t, y0 + 2 : y1 - 2, x0 + 2 : x1 - 2] == k), (t, k)
+        assert np.all(labels[t][far] == 0)
+
+
+def test_object_ids_above_255_use_uint16(stub_model):
+    model = stub_model(interaction=0.9)
+    s = Session(frames_of(2), model)
+    s.interact(0, scribble(), object_id=300)
+    assert s.label_frame(0).dtype == np.uint16 and s.labels.max() == 300
+
+
+def test_cancel_mid_propagation_leaves_a_consistent_state(stub_model):
+    model = stub_model()
+    s = Session(frames_of(8), model)
+    for k in (1, 2):
+        model.interaction.value = 0.9
+        s.interact(3, scribble(), object_id=k)
+    model.propagation.value = 0.2
+    list(s.propagate())
+    before = {k: probs(s, k) for k in (1, 2)}
+
+    model.interaction.value = 0.95
+    for k in (1, 2):
+        s.interact(6, scribble(), object_id=k)
+    model.propagation.value = 0.7
+    gen = s.propagate()
+    got = [next(gen), next(gen)]
+    gen.close()
+    assert got == [7, 5]
+    assert s.pending_frame is None and s.annotated_frames() == [3, 6]
+    for k in (1, 2):
+        p = probs(s, k)
+        assert_constant(p[7], q(0.7))  # updated, both objects
+        assert_constant(p[5], q(2 / 3 * 0.7 + 1 / 3 * before[k][5, 0, 0]))
+        assert_constant(p[6], q(0.95))
+        for t in (0, 1, 2, 3, 4):  # untouched
+            np.testing.assert_array_equal(p[t], before[k][t])
+    # a new round works and respects the annotations of the cancelled round
+    model.propagation.value = 0.5
+    s.interact(0, scribble(), object_id=1)
+    assert s.propagation_plan() == [1, 2]
+    assert list(s.propagate()) == [1, 2]
+    assert s.annotated_frames(1) == [0, 3, 6] and s.annotated_frames(2) == [3, 6]
+
+
+def test_closing_before_the_first_frame_changes_nothing(stub_model):
+    model = stub_model()
+    s = Session(frames_of(4), model)
+    s.interact(1, scribble())
+    gen = s.propagate()
+    gen.close()
+    assert [t for t in range(4) if s.probability(t, 1).any()] == [1]
+    assert list(s.propagate()) == [2, 3, 0]
+
+
+def test_strokes_accumulate_within_a_round(stub_model):
+    model = stub_model()
+    s = Session(frames_of(4), model)
+    s.interact(1, scribble(0, 4, 0, 4))
+    s.interact(1, None, scribble(40, 44, 60, 64))
+    last = model.interaction.calls[-1]["maps"]
+    c0 = 2 * 255 // (W + 9)  # both strokes reach the network (positive and negative)
+    assert last[1].sum() > 0 and last[2].sum() > 0
+    assert s.pending_frame == 1 and c0 >= 0
+    list(s.propagate())
+    # after the round the strokes are forgotten: a new round starts from scratch
+    s.interact(1, None, scribble(40, 44, 60, 64))
+    assert model.interaction.calls[-1]["maps"][1].sum() == 0
+
+
+def test_reset(stub_model):
+    model = stub_model()
+    s = Session(frames_of(4), model)
+    s.interact(1, scribble(), object_id=1)
+    s.interact(1, scribble(), object_id=2)
+    s.reset(2)
+    assert s.object_ids == [1]
+    with pytest.raises(KeyError, match="unknown object 2"):
+        s.probability(1, 2)
+    s.reset()
+    assert s.object_ids == [] and s.pending_frame is None and s.labels.max() == 0
+
+
+def test_interacting_on_another_frame_closes_the_open_round(stub_model):
+    model = stub_model()
+    s = Session(frames_of(6), model)
+    s.interact(1, scribble())
+    s.interact(4, scribble())  # round on frame 1 closed without propagation
+    assert s.annotated_frames() == [1] and s.pending_frame == 4
+    assert list(s.propagate()) == [5, 3, 2]
+
+
+# ------------------------------------------------------------------ errors
+def test_bad_inputs_are_clear_errors(stub_model):
+    model = stub_model()
+    with pytest.raises(ValueError, match="single 2D image"):
+        Session(np.zeros((H, W)), model)
+    s = Session(frames_of(3), model)
+    with pytest.raises(RuntimeError, match="nothing to propagate"):
+        s.propagate()
+    with pytest.raises(ValueError, match=r"shape \(10, 10\), expected \(H, W\) = \(48, 64\)"):
+        s.interact(0, np.ones((10, 10), bool))
+    with pytest.raises(ValueError, match="empty scribbles"):
+        s.interact(0, np.zeros((H, W), bool), np.zeros((H, W), bool))
+    with pytest.raises(ValueError, match="empty scribbles"):
+        s.interact(0, None)
+    with pytest.raises(IndexError, match="frame 3 is out of range"):
+        s.interact(3, scribble())
+    with pytest.raises(ValueError, match="object_id must be an integer >= 1"):
+        s.interact(0, scribble(), object_id=0)
+    with pytest.raises(ValueError, match="object_id"):
+        s.interact(0, scribble(), object_id=1.5)
+    assert s.object_ids == [] and s.pending_frame is None  # nothing half-done
+    s.interact(0, scribble())
+    with pytest.raises(ValueError, match="annotated on frame 0, not 2"):
+        s.propagate(2)
+    nan = np.random.default_rng(0).random((3, H, W)).astype(np.float32)
+    nan[1, 5, 5] = np.nan
+    s2 = Session(nan, model)
+    with pytest.raises(ValueError, match="frame 1 contains NaN"):
+        s2.interact(1, scribble())
+
+
+def test_non_finite_network_output_is_an_error(stub_model):
+    model = stub_model(interaction=lambda rgb, *m: torch.full((1, 1, 256, 256), float("nan")))
+    s = Session(frames_of(2), model)
+    with pytest.raises(FloatingPointError, match="interaction network produced NaN"):
+        s.interact(0, scribble())
+
+
+def test_soft_mask_storage():
+    p = np.zeros((20, 30), np.float32)
+    p[5:8, 10:14] = 0.5
+    m = SoftMask.from_crop(2, 3, p)
+    assert (m.y0, m.x0, m.data.shape, m.data.dtype) == (7, 13, (3, 4), np.uint8)
+    full = m.paste(40, 50)
+    assert full[7:10, 13:17].min() == pytest.approx(128 / 255) and full.sum() == pytest.approx(12 * 128 / 255)
+    assert SoftMask.from_crop(0, 0, np.zeros((4, 4))) is None
+
+
+# ------------------------------------------------------------------ laziness, real networks
+def test_session_reads_frames_lazily(stub_model, counting_frames):
+    data = np.random.default_rng(0).integers(0, 4000, (30, H, W)).astype(np.uint16)
+    frames = counting_frames(data)
+    s = Session(frames, stub_model())
+    assert frames.keys == []
+    s.interact(15, scribble())
+    assert len(frames.keys) <= 13  # intensity sample + the frame
+    list(s.propagate())  # one frame at a time, integer keys only (else AssertionError)
+    assert s.labels.shape == (30, H, W)
+
+
+def test_real_network_session_smoke(lite_model, small_frames):
+    s = Session(small_frames[:4], lite_model)
+    p = s.interact(1, scribble(16, 28, 14, 24), scribble(0, 4, 0, 64), object_id=1)
+    assert p.shape == (H, W) and p.dtype == np.float32 and 0 <= p.min() and p.max() <= 1 and p.max() > 0
+    assert list(s.propagate()) == [2, 3, 0]
+    labels = s.labels
+    assert labels.shape == (4, H, W) and labels.dtype == np.uint8
+    assert set(np.unique(labels)) <= {0, 1}
+    s.interact(3, scribble(16, 28, 20, 30), object_id=1)
+    assert s.propagation_plan() == [2]
+    assert list(s.propagate()) == [2]
+    assert s.annotated_frames(1) == [1, 3]
+    assert 0 < s.memory_bytes() <= 4 * H * W
