@@ -85,28 +85,33 @@ def measure(model, size: tuple[int, int], device: str, repeats: int = 3, n_frame
     from napari_ipnet.session import Session
 
     h, w = size
-    inter, prop = [], []
+    inter, prop, inter_cpu, prop_cpu = [], [], [], []
     for rep in range(repeats + 1):  # repeat 0 warms up (allocator, kernels, caches)
         frames, pos = make_frames(n_frames, h, w, seed=rep)
         session = Session(frames, model)
         _sync(device)
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         session.interact(0, pos, None, object_id=1)
         _sync(device)
-        t1 = time.perf_counter()
-        per_frame = []
-        last = t1
+        c1, t1 = time.process_time(), time.perf_counter()
+        per_frame, per_frame_cpu = [], []
+        last, last_cpu = t1, c1
         for _ in session.propagate():
             _sync(device)
-            now = time.perf_counter()
+            now, now_cpu = time.perf_counter(), time.process_time()
             per_frame.append(now - last)
-            last = now
+            per_frame_cpu.append(now_cpu - last_cpu)
+            last, last_cpu = now, now_cpu
         if rep > 0:
             inter.append((t1 - t0) * 1000)
+            inter_cpu.append((c1 - c0) * 1000)
             prop.extend(p * 1000 for p in per_frame)
+            prop_cpu.extend(p * 1000 for p in per_frame_cpu)
     return {
         "interaction_ms": statistics.median(inter),
         "propagation_ms": statistics.median(prop),
+        "interaction_cpu_ms": statistics.median(inter_cpu),
+        "propagation_cpu_ms": statistics.median(prop_cpu),
         "interaction_all": inter,
         "propagation_n": len(prop),
     }
@@ -133,13 +138,17 @@ def run(devices: list[tuple[str, bool]], repeats: int, n_frames: int, sizes=SIZE
 
 def table(rows: list[dict]) -> str:
     lines = [
-        f"{'device':<11}{'encoder':<20}{'frame size':<12}{'interaction (ms)':>18}{'propagation (ms/frame)':>24}",
-        "-" * 85,
+        f"{'device':<11}{'encoder':<20}{'frame size':<12}{'interaction (ms)':>18}{'propagation (ms/frame)':>24}"
+        f"{'process CPU ms: inter.':>24}{'prop.':>8}",
+        "-" * 117,
     ]
     for r in rows:
         lines.append(
             f"{r['device']:<11}{r['encoder']:<20}{r['size']:<12}{r['interaction_ms']:>18.1f}{r['propagation_ms']:>24.1f}"
+            f"{r['interaction_cpu_ms']:>24.1f}{r['propagation_cpu_ms']:>8.1f}"
         )
+    lines.append("(wall-clock medians; 'process CPU ms' is the CPU time of all threads of this process, "
+                 "which other processes on the machine inflate less than the wall clock)")
     lines.append("")
     lines.append("ratio resnet50 / efficientnet_lite0 (same run):")
     by = {(r["device"], r["encoder"], r["size"]): r for r in rows}

@@ -167,8 +167,8 @@ def paper_checkpoints(tmp_path_factory, paper_key_shapes):
 
     Built from the key/shape lists: ``module.`` prefix, no ``num_batches_tracked``,
     saved with ``_use_new_zipfile_serialization=False`` like PyTorch 0.3.1 files.
-    Returns ``(folder, {"interaction": state, "propagation": state})``. About 760 MB
-    on disk and in memory; created once per test session.
+    Gives ``(folder, {"interaction": state, "propagation": state})``. About 760 MB
+    on disk and in memory; created once per test session, deleted at its end.
     """
     import torch
 
@@ -189,4 +189,6 @@ def paper_checkpoints(tmp_path_factory, paper_key_shapes):
                 state[key] = torch.randn(shape, generator=gen) * 0.1
         torch.save(state, folder / fname, _use_new_zipfile_serialization=False)
         states[part] = state
-    return folder, states
+    yield folder, states
+    for fname in ("I_e290.pth", "P_e290.pth"):  # pytest keeps old temp folders: free the space
+        (folder / fname).unlink(missing_ok=True)

@@ -191,6 +191,13 @@ def test_training_checkpoint_pt_loads(tmp_path):
     torch.save({"model": tensors}, tmp_path / "noconfig.pt")
     with pytest.raises(WeightsError, match="needs 'model' and 'config'"):
         load_model(tmp_path / "noconfig.pt", device="cpu")
+    torch.save({"model": tensors, "config": {"encoder": "efficientnet_lite0", "depth": 9}}, tmp_path / "future.pt")
+    with pytest.raises(WeightsError) as err:
+        load_model(tmp_path / "future.pt", device="cpu")
+    assert str(tmp_path / "future.pt") in str(err.value) and "depth" in str(err.value)
+    torch.save({"model": tensors, "config": {"encoder": "vit_h"}}, tmp_path / "vit.pt")
+    with pytest.raises(WeightsError, match="needs the encoder 'vit_h'"):
+        load_model(tmp_path / "vit.pt", device="cpu")
 
 
 def test_own_checkpoint_errors(tmp_path, lite_model):

@@ -74,21 +74,26 @@ def load_weights(name: str = "default", device: str = "auto"):
 
 
 def open_viewer(sample: str = "colour-sequence", weights: str = "default", device: str = "auto",
-                propagate: bool = False, show: bool = True):
-    """Viewer with the sample, the docked widget, a first stroke; returns (viewer, widget, label)."""
+                propagate: bool = False, show: bool = True, viewer=None, warn: bool = True):
+    """Viewer with the sample, the docked widget, a first stroke; returns (viewer, widget, label).
+
+    The first stroke runs the interaction network in a worker thread; the result
+    appears when it finishes (``widget.interaction_done``).
+    """
     import napari
     import numpy as np
 
     from ._qt.widget import IPNetWidget
 
     frames, labels, meta = sample_data(sample)
-    viewer = napari.Viewer(show=show, title="napari-ipnet demo")
+    if viewer is None:
+        viewer = napari.Viewer(show=show, title="napari-ipnet demo")
     image = viewer.add_image(frames, **meta)
     widget = IPNetWidget(viewer)
     viewer.window.add_dock_widget(widget, name="IPNet", area="right")
     model, label = load_weights(weights, device)
     widget.set_model(model, label)
-    if "RANDOM" in label:
+    if "RANDOM" in label and warn:
         from napari.utils.notifications import show_warning
 
         show_warning(f"napari-ipnet demo: no trained weights, using {label}. Masks are meaningless.")

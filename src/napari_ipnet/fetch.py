@@ -222,7 +222,7 @@ def verify_paper_file(path: Path, fname: str) -> None:
         net = (InteractionNet if part == "interaction" else PropagationNet)(ModelConfig.paper())
         _load_into(net, state, Path(path), f"{part} network (ResNet-50 IPNet)")
     except WeightsError as err:
-        raise FetchError(f"the downloaded {fname} is not a usable IPNet checkpoint: {err}") from err
+        raise FetchError(f"{fname} is not a usable IPNet checkpoint: {err}") from err
 
 
 # ---------------------------------------------------------------------- main logic

@@ -43,7 +43,7 @@ def rasterize_path(path, height: int, width: int, radius: int = STROKE_RADIUS) -
         rr, cc = line(r0, c0, r1, c1)
         out[rr, cc] = True
     if radius > 0:
-        out = ndimage.binary_dilation(out, iterations=radius)
+        out = ndimage.binary_dilation(out, structure=np.ones((3, 3), bool), iterations=radius)
     return out
 
 

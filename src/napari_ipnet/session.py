@@ -250,7 +250,7 @@ class Session:
             The object's new foreground probability (H, W) on ``frame``.
         """
         frame = self.frames.check_index(frame)
-        if not isinstance(object_id, (int, np.integer)) or object_id < 1:
+        if isinstance(object_id, bool) or not isinstance(object_id, (int, np.integer)) or object_id < 1:
             raise ValueError(f"object_id must be an integer >= 1 (0 is background), got {object_id!r}")
         pos = self._check_map(positive, "positive")
         neg = self._check_map(negative, "negative")
@@ -339,7 +339,9 @@ class Session:
 
         Each frame is committed for all objects at once before it is yielded, so
         closing the generator early leaves every frame either updated or untouched.
-        The round is closed when the generator finishes or is closed.
+        Once the first frame has been computed, the round is closed when the generator
+        finishes or is closed; closing it before that changes nothing and leaves the
+        round open, to be propagated later.
         """
         if self._round_frame is None:
             raise RuntimeError("nothing to propagate: scribble on a frame first (interact)")

@@ -159,8 +159,11 @@ def save_checkpoint(model: IPNetModel, path: str | Path, metadata: dict | None =
         meta[str(k)] = v if isinstance(v, str) else json.dumps(v)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
-    save_file(tensors, str(tmp), metadata=meta)
-    os.replace(tmp, path)
+    try:
+        save_file(tensors, str(tmp), metadata=meta)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -170,6 +173,18 @@ def read_checkpoint_metadata(path: str | Path) -> dict:
 
     with safe_open(str(path), framework="pt") as f:
         return dict(f.metadata() or {})
+
+
+def _config_from(config, path: Path) -> ModelConfig:
+    from .model.backbones import ENCODERS
+
+    try:
+        cfg = ModelConfig(**config)
+    except TypeError as err:  # a field this version does not know
+        raise WeightsError(f"{path} has a model config this version cannot build ({config!r}): {err}") from err
+    if cfg.encoder not in ENCODERS:
+        raise WeightsError(f"{path} needs the encoder {cfg.encoder!r}; this version has {sorted(ENCODERS)}")
+    return cfg
 
 
 def load_checkpoint(path: str | Path, name: str | None = None) -> IPNetModel:
@@ -187,12 +202,12 @@ def load_checkpoint(path: str | Path, name: str | None = None) -> IPNetModel:
             raise WeightsError(f"cannot read {path}: {err}; the file may be truncated") from err
         if meta.get("format") != FORMAT_TAG or "config" not in meta:
             raise WeightsError(f"{path} is not a napari-ipnet checkpoint (no '{FORMAT_TAG}' metadata)")
-        config = ModelConfig(**json.loads(meta["config"]))
+        config = _config_from(json.loads(meta["config"]), path)
     else:
         obj = _torch_load(path)
         if "model" not in obj or "config" not in obj:
             raise WeightsError(f"{path} is not a napari-ipnet training checkpoint (needs 'model' and 'config')")
-        config = ModelConfig(**obj["config"])
+        config = _config_from(obj["config"], path)
         tensors = obj["model"]
     model = IPNetModel(config, name=name or str(path))
     for part in ("interaction", "propagation"):

@@ -78,7 +78,8 @@ def test_propagate_fills_every_frame_in_plan_order(make_widget, tiny_rgb, qtbot)
     assert not [p for p in progress._all_instances if "IPNet" in str(p.desc)]
 
 
-def test_cancel_halfway_keeps_a_consistent_state(make_widget, tiny_rgb, qtbot):
+@pytest.mark.parametrize("how", ["widget", "progress bar", "worker quit"])
+def test_cancel_halfway_keeps_a_consistent_state(make_widget, tiny_rgb, qtbot, how):
     viewer, w, image = make_widget(tiny_rgb)
     _scribble(qtbot, w, frame=0)
     session = w.session
@@ -96,7 +97,12 @@ def test_cancel_halfway_keeps_a_consistent_state(make_widget, tiny_rgb, qtbot):
     session.label_frame = slow_label_frame
     def cancel_at_2(t):
         if t == 2:
-            w.cancel()
+            if how == "widget":
+                w.cancel_btn.click()
+            elif how == "progress bar":
+                w._pbar.cancel()  # what the Cancel button of napari's progress bar does
+            else:
+                w._worker.quit()  # what cancelling the task in napari's activity dock does
 
     w.frame_done.connect(cancel_at_2)
     frames, cancelled = _propagate(qtbot, w)
@@ -116,6 +122,8 @@ def test_cancel_halfway_keeps_a_consistent_state(make_widget, tiny_rgb, qtbot):
     assert not out.data[frames].any() and out.data[0].any()
     out.redo()
     np.testing.assert_array_equal(out.data, before_round)
+    if how != "widget":
+        return
     # the session keeps working: a correction on the last frame propagates back
     _scribble(qtbot, w, frame=5)
     frames2, cancelled2 = _propagate(qtbot, w)
@@ -397,3 +405,101 @@ def test_rgb_channel_choice(make_widget, tiny_rgb, qtbot, channel):
     frames = w._active.frames
     expected = tiny_rgb[5] if channel is None else tiny_rgb[5, ..., channel]
     np.testing.assert_array_equal(frames[5], expected)
+
+
+def test_freehand_drawing_with_the_mouse(make_widget, tiny_rgb, qtbot):
+    """The real GUI path: press, drag, release in add_path mode on frame 3."""
+    from napari.utils._test_utils import read_only_mouse_event
+    from napari.utils.interactions import mouse_move_callbacks, mouse_press_callbacks, mouse_release_callbacks
+
+    viewer, w, image = make_widget(tiny_rgb)
+    w.activate_scribbles("shapes")
+    shapes = w.scribble_layer()
+    viewer.dims.set_current_step(0, 3)
+    pts = [(3, 30, x) for x in (12, 18, 24, 30, 36)]
+
+    def ev(kind, p):
+        return read_only_mouse_event(type=kind, is_dragging=True, position=p, pos=np.asarray(p[1:]) * 4)
+
+    mouse_press_callbacks(shapes, ev("mouse_press", pts[0]))
+    for p in pts[1:]:
+        mouse_move_callbacks(shapes, ev("mouse_move", p))
+    assert w.is_idle()  # nothing runs while the stroke is being drawn
+    with qtbot.waitSignal(w.interaction_done, timeout=60_000) as blocker:
+        mouse_release_callbacks(shapes, ev("mouse_release", pts[-1]))
+    wait_idle(qtbot, w)
+    assert blocker.args == [3] and shapes.shape_type == ["path"]
+    assert [t for t in range(6) if w.output_layer.data[t].any()] == [3]
+    # the new stroke is selected by napari: changing object must not recolour it
+    old = shapes.edge_color[0].copy()
+    w.add_object()
+    np.testing.assert_allclose(shapes.edge_color[0], old)
+
+
+def test_load_a_checkpoint_file(make_widget, tiny_rgb, qtbot, lite_model, tmp_path, monkeypatch, notes):
+    from qtpy.QtWidgets import QFileDialog
+
+    from napari_ipnet.weights import save_checkpoint
+
+    ckpt = save_checkpoint(lite_model, tmp_path / "mine.safetensors")
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", staticmethod(lambda *a, **k: (str(ckpt), "")))
+    viewer, w, image = make_widget(tiny_rgb, model=False)
+    w.device_combo.setCurrentText("cpu")
+    w.model_combo.setCurrentIndex(w.model_combo.findData("file"))
+    assert w.model is None and w._model_source == str(ckpt)
+    w.load_btn.click()
+    wait_idle(qtbot, w)
+    assert w.model is not None and str(w.model.device) == "cpu"
+    assert "mine.safetensors" in w.model_status.text()
+    _scribble(qtbot, w, frame=1)
+    assert w.output_layer.data[1].any()
+    assert not [n for n in notes if n[0] == "error"]
+
+
+def test_paper_weights_need_the_licence(make_widget, tiny_rgb, qtbot, monkeypatch, tmp_path, notes):
+    from qtpy.QtWidgets import QMessageBox
+
+    import napari_ipnet.fetch as fetch
+
+    monkeypatch.setenv("NAPARI_IPNET_CACHE", str(tmp_path))  # no weights downloaded here
+    asked = []
+
+    def answer(reply):
+        def question(parent, title, text, *args, **kwargs):
+            asked.append(text)
+            return reply
+
+        return staticmethod(question)
+
+    viewer, w, image = make_widget(tiny_rgb, model=False)
+    w.model_combo.setCurrentIndex(w.model_combo.findData("ipnet-paper"))
+    monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.StandardButton.No))
+    w.load_model()
+    assert asked and "NON-COMMERCIAL" in asked[0].upper() and "BY-NC-SA" in asked[0]
+    assert any(sev == "warning" and "not downloaded" in msg for sev, msg in notes)
+    assert w.is_idle() and w.model is None
+
+    calls = []
+
+    def no_network(name, dest=None, urls=None, progress=True, accept_license=False, **kw):
+        calls.append((name, accept_license))
+        raise fetch.FetchError("cannot reach www.dropbox.com (offline?)")
+
+    monkeypatch.setattr(fetch, "fetch_weights", no_network)
+    monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.StandardButton.Yes))
+    w.load_model()
+    wait_idle(qtbot, w)
+    assert calls == [("ipnet-paper", True)]
+    assert any(sev == "error" and "offline" in msg for sev, msg in notes)
+    assert w.model is None and w.is_idle()
+
+
+def test_unavailable_device_is_reported(make_widget, tiny_rgb, notes):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    viewer, w, image = make_widget(tiny_rgb)
+    w.device_combo.setCurrentText("cuda")
+    assert any(sev == "error" and "cuda" in msg and "cpu" in msg for sev, msg in notes)
+    assert w.device_combo.currentText() == "auto" and str(w.model.device) == "cpu"

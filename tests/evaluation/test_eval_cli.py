@@ -72,6 +72,7 @@ def test_cli_random_model_plumbing(root, tmp_path):
         (["evaluate", "/nonexistent/folder"], "does not exist"),
         (["evaluate", "{tif}"], "--labels"),
         (["evaluate", "{root}", "--labels", "{tif}"], "--labels is for TIFF"),
+        (["evaluate", "{root}", "--objects", "1,2"], "--objects is for TIFF"),
         (["evaluate", "{root}", "--sequences", "nope"], "not found"),
         (["evaluate", "{root}", "--model", "/nonexistent/model.safetensors"], "not found"),
         (["evaluate", "{root}", "--rounds", "0"], "at least 1"),
@@ -96,3 +97,13 @@ def test_cli_module_is_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_package_exports_are_lazy_and_complete():
+    import importlib
+
+    ev = importlib.import_module("napari_ipnet.evaluation")
+    for name in ev.__all__:
+        assert callable(getattr(ev, name)), name
+    with pytest.raises(AttributeError):
+        ev.no_such_name  # noqa: B018

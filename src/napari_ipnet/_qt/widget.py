@@ -17,7 +17,6 @@ import time
 import weakref
 from collections import deque
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -247,7 +246,7 @@ class IPNetWidget(QWidget):
 
     # ================================================================== UI
     def _build_ui(self) -> None:
-        keys = {action: qkey for _k, qkey, action, _d in SHORTCUTS}
+        keys = {action: key.replace("-", "+") for key, _q, action, _d in SHORTCUTS}
         lay = QVBoxLayout(self)
 
         box = QGroupBox("Sequence")
@@ -447,6 +446,7 @@ class IPNetWidget(QWidget):
         self._connect(ev.inserted, self._on_layer_inserted)
         self._connect(ev.removed, self._on_layer_removed)
         self._connect(ev.moved, self._on_layer_renamed)
+        self._connect(self.viewer.dims.events.current_step, self._update_sequence_label)
         for layer in self.viewer.layers:
             self._watch_layer(layer)
         self.destroyed.connect(_make_cleanup(weakref.ref(self.viewer), self._connected, self._bound_keys))
@@ -515,7 +515,10 @@ class IPNetWidget(QWidget):
                 del self._records[key]
                 if self._active is rec:
                     self._active = None
-        self._jobs = deque(j for j in self._jobs if j.record is None or j.record.layer is not layer)
+        self._jobs = deque(
+            j for j in self._jobs
+            if j.image is not layer and (j.record is None or j.record.layer is not layer)
+        )
         self._refresh_layers()
 
     def _image_layers(self) -> list:
@@ -569,7 +572,7 @@ class IPNetWidget(QWidget):
                 shape = spatial_shape(layer)
                 labels = self._axis_labels(layer)
                 for ax in range(max(0, len(shape) - 2)):
-                    self.axis_combo.addItem(f"{labels[ax]} ({shape[ax]})", ax)
+                    self.axis_combo.addItem(f"{labels[ax]} ({shape[ax]} frames)", ax)
                 if prev_axis is not None and prev_axis < self.axis_combo.count():
                     self.axis_combo.setCurrentIndex(prev_axis)
                 if getattr(layer, "rgb", False):
@@ -590,8 +593,15 @@ class IPNetWidget(QWidget):
         self._last_image = layer
 
     def _axis_labels(self, layer) -> list[str]:
-        labels = list(self.viewer.dims.axis_labels)[-layer.ndim :]
-        return [str(x) for x in labels] if len(labels) == layer.ndim else [f"axis {i}" for i in range(layer.ndim)]
+        """Names of the layer's axes: the viewer's labels, or "axis i" for napari's numeric defaults."""
+        labels = [str(x) for x in list(self.viewer.dims.axis_labels)[-layer.ndim :]]
+        if len(labels) != layer.ndim:
+            labels = [""] * layer.ndim
+        out = []
+        for i, lab in enumerate(labels):
+            numeric = lab.lstrip("-").isdigit() or not lab
+            out.append(f"axis {i}" if numeric else lab)
+        return out
 
     @property
     def axis(self) -> int:
@@ -685,7 +695,7 @@ class IPNetWidget(QWidget):
 
     def ensure_output(self, image=None):
         """The output Labels layer for ``image``, created if needed."""
-        image = image or self.image_layer
+        image = image if image is not None else self.image_layer
         out = self.output_layer
         if out is not None and tuple(out.data.shape) == spatial_shape(image):
             return out
@@ -1097,14 +1107,12 @@ class IPNetWidget(QWidget):
         action = str(getattr(event, "action", "added"))
         n_before = self._seen_count.get(id(layer), 0)
         n = len(layer.data)
-        if action in ("removed", "changed") or n < n_before:
+        if action == "removed" or n < n_before:
             self._seen_count[id(layer)] = n
             return
-        if action not in ("added",):
-            return
+        if action != "added" or n <= n_before:
+            return  # a shape being drawn, moved or edited: wait for "added"
         self._seen_count[id(layer)] = n
-        if n <= n_before:
-            return
         image = self._links.get(id(layer))
         if image is None or image not in self.viewer.layers:
             show_error("IPNet: the image layer of these scribbles is gone; open it again")
@@ -1134,6 +1142,10 @@ class IPNetWidget(QWidget):
                 entry[slot] = m if entry[slot] is None else entry[slot] | m
         except UnsupportedLayerError as err:
             show_error(f"IPNet: {err}")
+            return
+        except Exception as err:  # noqa: BLE001 - a notification, never a traceback in the console
+            log.debug("IPNet: reading a stroke failed", exc_info=err)
+            show_error(f"IPNet: this stroke cannot be used ({type(err).__name__}: {_short(err)})")
             return
         for (spec, frame), per_obj in groups.items():
             self._submit_interaction(image, spec, frame, per_obj)
@@ -1307,6 +1319,9 @@ class IPNetWidget(QWidget):
             self.status_label.setText(f"Segmenting frame {job.frame} failed.")
             return
         labels, managed = result
+        if not any(job.record.layer is x for x in self.viewer.layers):
+            self.status_label.setText(f"Frame {job.frame}: its image layer was removed; result dropped.")
+            return
         out = self.output_layer
         if out is None or tuple(out.data.shape) != spatial_shape(job.record.layer):
             out = self.ensure_output(job.record.layer)
@@ -1348,6 +1363,9 @@ class IPNetWidget(QWidget):
             return
         if any(j.kind == "propagate" for j in self._jobs):
             return
+        running = self._job is not None and self._job.kind == "propagate"
+        if running and not queued_interactions:
+            return  # already propagating this round
         self._jobs.append(_Job("propagate"))
         self._pump()
 
@@ -1410,7 +1428,8 @@ class IPNetWidget(QWidget):
         self.frame_done.emit(t)
 
     def _propagation_finished(self, job: _Job) -> None:
-        cancelled = self._cancel_event is not None and self._cancel_event.is_set()
+        aborted = bool(getattr(self._worker, "abort_requested", False))  # napari's task manager
+        cancelled = aborted or (self._cancel_event is not None and self._cancel_event.is_set())
         frames = []
         if self._recorder is not None:
             frames = list(self._recorder.frames)

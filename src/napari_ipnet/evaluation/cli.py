@@ -91,8 +91,9 @@ def _units(args):
 
     src = Path(args.source)
     if src.is_dir():
-        if args.labels:
-            raise ValueError("--labels is for TIFF stacks; a folder is read as a DAVIS layout")
+        for flag, value in (("--labels", args.labels), ("--objects", args.objects), ("--z", args.z), ("--t", args.t)):
+            if value is not None:
+                raise ValueError(f"{flag} is for TIFF stacks; a folder is read as a DAVIS layout")
         index = args.scribble_index if args.scribble_index and args.scribble_index > 0 else None
         return iter_davis(src, args.sequences, args.resolution, index), {"source": str(src), "format": "davis"}
     if not src.is_file():

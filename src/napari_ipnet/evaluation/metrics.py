@@ -6,7 +6,8 @@
   ``ceil(0.008 * image diagonal)`` pixels of a ground-truth boundary pixel (precision)
   and the other way round (recall). The boundary map and the empty-boundary rules follow
   the DAVIS evaluation; the dilation by a disk of that radius is computed exactly as a
-  nearest-neighbour query between boundary pixels (``d <= r``), for all frames at once.
+  nearest-neighbour query between the boundary pixels of each frame (``d <= r``), on
+  the bounding box of the object only.
 
 All functions take (T, H, W) stacks (a single (H, W) frame is accepted too) and are
 vectorised over frames.
@@ -80,50 +81,54 @@ def boundary_map(masks) -> np.ndarray:
     return b
 
 
-def _matched(src: np.ndarray, dst: np.ndarray, radius: int) -> np.ndarray:
-    """For each point of ``src`` (N, 3) = (t, y, x): is a ``dst`` point of the same frame
-    within Euclidean distance ``radius`` (inclusive)?"""
-    if len(src) == 0:
-        return np.zeros(0, bool)
-    if len(dst) == 0:
-        return np.zeros(len(src), bool)
+def _nonzero_2d(mask: np.ndarray) -> np.ndarray:
+    """(N, 2) row/col of the True pixels of a sparse 2D bool array (faster than
+    ``argwhere``: whole 8-byte words of False are skipped at once)."""
+    flat = np.ascontiguousarray(mask).reshape(-1)
+    pad = (-flat.size) % 8
+    if pad:
+        flat = np.concatenate([flat, np.zeros(pad, bool)])
+    words = np.flatnonzero(flat.view(np.uint64))
+    idx = (words[:, None] * 8 + np.arange(8)).ravel()
+    idx = idx[flat[idx]]
+    return np.stack(np.divmod(idx, mask.shape[1]), axis=1)
+
+
+def _matched(src: np.ndarray, dst: np.ndarray, radius: int) -> int:
+    """How many ``src`` points (N, 2) have a ``dst`` point within Euclidean ``radius``
+    (inclusive)."""
+    if len(src) == 0 or len(dst) == 0:
+        return 0
     from scipy.spatial import cKDTree
 
-    # frames are kept apart by a gap far larger than any in-frame distance
-    gap = 2.0 * (radius + 1)
-    scale = np.array([gap, 1.0, 1.0])
-    tree = cKDTree(dst * scale)
+    tree = cKDTree(dst, balanced_tree=False, compact_nodes=False)
     # squared distances are integers: d <= r  <=>  d < sqrt(r^2 + 0.5)
-    d, _ = tree.query(
-        src * scale, k=1, distance_upper_bound=math.sqrt(radius * radius + 0.5), workers=-1
-    )
-    return np.isfinite(d)
+    d, _ = tree.query(src, k=1, distance_upper_bound=math.sqrt(radius * radius + 0.5))
+    return int(np.isfinite(d).sum())
 
 
-def _boundary_points(gt: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(t, y, x) coordinates of the boundary pixels of two bool stacks.
+def _boundary_counts(gt: np.ndarray, pred: np.ndarray, radius: int) -> np.ndarray:
+    """Per frame: boundary pixels of gt and pred, and how many of each are matched.
 
     Each frame is cropped to the bounding box of ``gt | pred`` grown by one pixel, which
     gives the same boundary as the whole frame (the rule looks right and down only, and
-    the image-border special case applies where the crop touches the border).
+    the image-border special case applies where the crop touches the border). Returns
+    (T, 4) int: n_gt, n_pred, matched gt, matched pred.
     """
     T, H, W = gt.shape
+    out = np.zeros((T, 4), np.int64)
     union = gt | pred
     rows = union.any(axis=2)
     cols = union.any(axis=1)
-    gpts, ppts = [], []
     for t in np.flatnonzero(rows.any(axis=1)):
         r = np.flatnonzero(rows[t])
         c = np.flatnonzero(cols[t])
         y0, y1 = max(int(r[0]) - 1, 0), min(int(r[-1]) + 2, H)
         x0, x1 = max(int(c[0]) - 1, 0), min(int(c[-1]) + 2, W)
-        off = np.array([t, y0, x0])
-        for src, dst in ((gt, gpts), (pred, ppts)):
-            crop = src[t, y0:y1, x0:x1]
-            if crop.any():
-                dst.append(np.argwhere(boundary_map(crop)[0]) @ np.eye(2, 3, 1, dtype=np.int64) + off)
-    empty = np.zeros((0, 3), np.int64)
-    return (np.concatenate(gpts) if gpts else empty), (np.concatenate(ppts) if ppts else empty)
+        gpts = _nonzero_2d(boundary_map(gt[t, y0:y1, x0:x1])[0])
+        ppts = _nonzero_2d(boundary_map(pred[t, y0:y1, x0:x1])[0])
+        out[t] = len(gpts), len(ppts), _matched(gpts, ppts, radius), _matched(ppts, gpts, radius)
+    return out
 
 
 def f_measure(gt, pred, tolerance: float = BOUNDARY_TOLERANCE, radius: int | None = None) -> np.ndarray:
@@ -137,11 +142,7 @@ def f_measure(gt, pred, tolerance: float = BOUNDARY_TOLERANCE, radius: int | Non
     n = len(gt)
     if radius is None:
         radius = boundary_tolerance(gt.shape[1], gt.shape[2], tolerance)
-    gpts, ppts = _boundary_points(gt, pred)
-    n_gt = np.bincount(gpts[:, 0], minlength=n)
-    n_pr = np.bincount(ppts[:, 0], minlength=n)
-    pr_match = np.bincount(ppts[_matched(ppts, gpts, radius), 0], minlength=n)
-    gt_match = np.bincount(gpts[_matched(gpts, ppts, radius), 0], minlength=n)
+    n_gt, n_pr, gt_match, pr_match = _boundary_counts(gt, pred, radius).T
 
     precision = np.ones(n, np.float64)
     recall = np.ones(n, np.float64)
@@ -160,8 +161,14 @@ def f_measure(gt, pred, tolerance: float = BOUNDARY_TOLERANCE, radius: int | Non
 def object_ids(labels, void: int | None = 255) -> list[int]:
     """Sorted non-zero label values (the ``void`` value excluded)."""
     labels = np.asarray(labels)
-    if labels.dtype.kind in "ub" and labels.dtype.itemsize <= 2:
-        ids = np.flatnonzero(np.bincount(labels.reshape(-1).view(np.uint8 if labels.dtype.itemsize == 1 else np.uint16)))
+    if labels.dtype.kind in "ub" and labels.dtype.itemsize <= 2 and labels.size:
+        # a histogram in chunks (bincount casts to int64: chunks keep that small)
+        flat = labels.reshape(-1).view(np.uint8 if labels.dtype.itemsize == 1 else np.uint16)
+        counts = np.zeros(int(flat.max()) + 1, np.int64)
+        step = 1 << 20
+        for i in range(0, flat.size, step):
+            counts += np.bincount(flat[i : i + step], minlength=counts.size)
+        ids = np.flatnonzero(counts)
     else:
         ids = np.unique(labels)
     return [int(i) for i in ids if i != 0 and (void is None or i != void)]

@@ -186,6 +186,6 @@ def synthetic_cells(rng, n_frames: int, size: int | None = None, n_cells: int | 
         img = img + rng.normal(0, noise, img.shape).astype(np.float32)
         lo, hi = np.percentile(img, [0.5, 99.8])
         img = np.clip((img - lo) / max(hi - lo, 1e-6), 0, 1)
-        frames.append(np.repeat(img[..., None], 3, -1))
+        frames.append(np.repeat(img[..., None], 3, -1).astype(np.float32))
         masks.append(label == target + 1)
     return np.stack(frames), np.stack(masks)

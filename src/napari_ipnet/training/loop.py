@@ -225,6 +225,13 @@ def train(
     use_amp = dev.type == "cuda"
     scaler = torch.amp.GradScaler("cuda") if use_amp else None
     log_path = out_dir / "log.csv"
+    if log_path.is_file():  # drop rows written after the checkpoint we resume from
+        with open(log_path, newline="") as fh:
+            rows = list(csv.reader(fh))
+        kept = rows[:1] + [r for r in rows[1:] if r and int(r[0]) <= step]
+        if len(kept) != len(rows):
+            with open(log_path, "w", newline="") as fh:
+                csv.writer(fh).writerows(kept)
     new_log = not log_path.is_file()
     with open(log_path, "a", newline="") as fh:
         writer = csv.writer(fh)
