@@ -4,8 +4,9 @@ Both encoders ("efficientnet_lite0" = ModelConfig(), "resnet50" = ModelConfig.pa
 random weights (speed does not depend on the values), frames at 480p (854x480) and
 1024x1024, on the CPU with a stated thread count and on CUDA when present. Each
 repeat builds a fresh Session on fresh frames (so frame normalisation is included),
-interacts once on frame 0 and propagates through the other frames. Medians over
-repeats (after one warm-up repeat); the encoder ratio is measured in the same run.
+interacts once on frame 0 and propagates through the other frames. Configurations are
+interleaved repeat by repeat (so that load from other processes hits them alike);
+medians over repeats after one warm-up repeat; the encoder ratio comes from the same run.
 
     python benchmarks/speed.py [--threads 2] [--repeats 3] [--frames 5] [--no-cuda]
 
@@ -80,59 +81,54 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def measure(model, size: tuple[int, int], device: str, repeats: int = 3, n_frames: int = 5) -> dict:
-    """Median interaction latency and per-frame propagation time (ms)."""
+def measure_once(model, size: tuple[int, int], device: str, n_frames: int, seed: int) -> tuple:
+    """One repeat: (interaction wall, interaction CPU, [propagation wall], [propagation CPU]) in ms."""
     from napari_ipnet.session import Session
 
     h, w = size
-    inter, prop, inter_cpu, prop_cpu = [], [], [], []
-    for rep in range(repeats + 1):  # repeat 0 warms up (allocator, kernels, caches)
-        frames, pos = make_frames(n_frames, h, w, seed=rep)
-        session = Session(frames, model)
+    frames, pos = make_frames(n_frames, h, w, seed=seed)
+    session = Session(frames, model)
+    _sync(device)
+    c0, t0 = time.process_time(), time.perf_counter()
+    session.interact(0, pos, None, object_id=1)
+    _sync(device)
+    c1, t1 = time.process_time(), time.perf_counter()
+    prop, prop_cpu = [], []
+    last, last_cpu = t1, c1
+    for _ in session.propagate():
         _sync(device)
-        c0, t0 = time.process_time(), time.perf_counter()
-        session.interact(0, pos, None, object_id=1)
-        _sync(device)
-        c1, t1 = time.process_time(), time.perf_counter()
-        per_frame, per_frame_cpu = [], []
-        last, last_cpu = t1, c1
-        for _ in session.propagate():
-            _sync(device)
-            now, now_cpu = time.perf_counter(), time.process_time()
-            per_frame.append(now - last)
-            per_frame_cpu.append(now_cpu - last_cpu)
-            last, last_cpu = now, now_cpu
-        if rep > 0:
-            inter.append((t1 - t0) * 1000)
-            inter_cpu.append((c1 - c0) * 1000)
-            prop.extend(p * 1000 for p in per_frame)
-            prop_cpu.extend(p * 1000 for p in per_frame_cpu)
-    return {
-        "interaction_ms": statistics.median(inter),
-        "propagation_ms": statistics.median(prop),
-        "interaction_cpu_ms": statistics.median(inter_cpu),
-        "propagation_cpu_ms": statistics.median(prop_cpu),
-        "interaction_all": inter,
-        "propagation_n": len(prop),
-    }
+        now, now_cpu = time.perf_counter(), time.process_time()
+        prop.append((now - last) * 1000)
+        prop_cpu.append((now_cpu - last_cpu) * 1000)
+        last, last_cpu = now, now_cpu
+    return (t1 - t0) * 1000, (c1 - c0) * 1000, prop, prop_cpu
 
 
 def run(devices: list[tuple[str, bool]], repeats: int, n_frames: int, sizes=SIZES, encoders=ENCODERS) -> list[dict]:
+    """Medians per (device, encoder, size). Configurations are interleaved repeat by
+    repeat, so that load from other processes hits them alike; repeat 0 warms up."""
     rows = []
     for device, half in devices:
-        for encoder in encoders:
-            model = make_model(encoder, device, half)
-            for size_name, size in sizes.items():
-                r = measure(model, size, device, repeats, n_frames)
-                r.update(encoder=encoder, size=size_name, device=device + (" fp16" if half else ""))
-                rows.append(r)
-                print(
-                    f"  measured {r['device']:<10} {encoder:<19} {size_name:<10} "
-                    f"interaction {r['interaction_ms']:8.1f} ms  propagation {r['propagation_ms']:8.1f} ms/frame",
-                    file=sys.stderr,
-                    flush=True,
-                )
-            del model
+        models = {enc: make_model(enc, device, half) for enc in encoders}
+        samples = {(enc, sz): ([], [], [], []) for enc in encoders for sz in sizes}
+        for rep in range(repeats + 1):
+            for (enc, sz), acc in samples.items():
+                i, ic, p, pc = measure_once(models[enc], sizes[sz], device, n_frames, seed=rep)
+                if rep > 0:
+                    acc[0].append(i)
+                    acc[1].append(ic)
+                    acc[2].extend(p)
+                    acc[3].extend(pc)
+            print(f"  {device}{' fp16' if half else ''}: repeat {rep}/{repeats} done"
+                  + (" (warm-up)" if rep == 0 else ""), file=sys.stderr, flush=True)
+        for (enc, sz), (i, ic, p, pc) in samples.items():
+            rows.append({
+                "device": device + (" fp16" if half else ""), "encoder": enc, "size": sz,
+                "interaction_ms": statistics.median(i), "propagation_ms": statistics.median(p),
+                "interaction_cpu_ms": statistics.median(ic), "propagation_cpu_ms": statistics.median(pc),
+                "interaction_all": i, "propagation_n": len(p),
+            })
+        del models
     return rows
 
 
@@ -144,7 +140,8 @@ def table(rows: list[dict]) -> str:
     ]
     for r in rows:
         lines.append(
-            f"{r['device']:<11}{r['encoder']:<20}{r['size']:<12}{r['interaction_ms']:>18.1f}{r['propagation_ms']:>24.1f}"
+            f"{r['device']:<11}{r['encoder']:<20}{r['size']:<12}"
+            f"{r['interaction_ms']:>18.1f}{r['propagation_ms']:>24.1f}"
             f"{r['interaction_cpu_ms']:>24.1f}{r['propagation_cpu_ms']:>8.1f}"
         )
     lines.append("(wall-clock medians; 'process CPU ms' is the CPU time of all threads of this process, "
@@ -186,7 +183,8 @@ def main(argv=None) -> int:
     print(f"napari-ipnet speed benchmark: torch {torch.__version__}, CPU '{cpu_name()}', "
           f"{os.cpu_count()} logical CPUs, torch threads {torch.get_num_threads()} "
           f"(interop {torch.get_num_interop_threads()})")
-    print(f"CUDA: {torch.cuda.get_device_name(0) if cuda else 'not used (' + ('disabled' if args.no_cuda else 'absent') + ')'}")
+    why = "disabled" if args.no_cuda else "absent"
+    print(f"CUDA: {torch.cuda.get_device_name(0) if cuda else f'not used ({why})'}")
     print(f"random weights; ROI {256}x{256}; {args.repeats} repeats x ({args.frames - 1} propagated frames) "
           f"after 1 warm-up; medians; {load_text()} at start")
     t0 = time.perf_counter()

@@ -67,7 +67,11 @@ def main(argv=None) -> int:
     t_interact = time.perf_counter() - t0
     print(f"weights: {label}")
     print(f"sample: {args.sample}, frames {widget.session.frames.shape}, device {widget.model.device}")
-    print(f"first scribble -> result shown: {t_interact:.2f} s (includes loading the sample and the model)")
+    print(f"start -> first result shown: {t_interact:.2f} s (napari, sample, model, first scribble)")
+    print(f"widget status: {widget.status_label.text()}")
+    import torch
+
+    print(f"torch CPU threads: {torch.get_num_threads()}")
     random = "RANDOM" in label
     if random:
         viewer.text_overlay.visible = True

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import weakref
 from collections import OrderedDict
 from pathlib import Path
 
@@ -76,6 +77,8 @@ class VideoFrames:
             raise OSError(f"{self.path} has no decodable frames")
         self.n_frames = int(n)
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict({0: first})
+        # stop the ffmpeg process when the array (and so this object) is dropped
+        weakref.finalize(self, _close_quietly, self._reader)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -100,6 +103,13 @@ class VideoFrames:
     def close(self) -> None:
         with self._lock:
             self._reader.close()
+
+
+def _close_quietly(reader) -> None:
+    try:
+        reader.close()
+    except Exception:  # noqa: BLE001 - interpreter shutting down, already closed
+        pass
 
 
 def _lazy_stack(n: int, frame_shape: tuple[int, ...], dtype, load):

@@ -66,9 +66,12 @@ def load_weights(name: str = "default", device: str = "auto"):
         model = load_model(name, device=device)
         return model, f"{name} weights"
     except WeightsError as err:
+        import torch
+
         from .model.networks import build_model
         from .weights import resolve_device
 
+        torch.manual_seed(0)  # the same random weights on every run
         model = build_model(name="random").to(resolve_device(device))
         return model, f"RANDOM weights (untrained: {str(err).split(';')[0][:80]}...)"
 

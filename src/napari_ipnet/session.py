@@ -161,13 +161,17 @@ class Session:
         out = np.zeros((self.frames.height, self.frames.width), self._label_dtype())
         if not ids:
             return out
-        probs = np.stack([self.probability(frame, k) for k in ids])
-        # argmax of the aggregated softmax == argmax of p over {bg, objects}
-        bg = np.prod(1.0 - np.clip(probs, _EPS, 1 - _EPS), axis=0)
-        full = np.concatenate([bg[None], probs], axis=0)
-        winner = full.argmax(axis=0)
-        lut = np.asarray([0] + ids, dtype=out.dtype)
-        return lut[winner]
+        probs = [self.probability(frame, k) for k in ids]
+        # argmax of the aggregated softmax == argmax of p over {bg, objects}; a running
+        # maximum (first wins on ties, as argmax) avoids stacking K + 1 full maps
+        best = np.ones_like(probs[0])
+        for p in probs:
+            best *= 1.0 - np.clip(p, _EPS, 1 - _EPS)
+        for k, p in zip(ids, probs):
+            win = p > best
+            out[win] = k
+            np.maximum(best, p, out=best)
+        return out
 
     def _label_dtype(self):
         return np.uint8 if (max(self._objects, default=0) < 256) else np.uint16
@@ -366,12 +370,15 @@ class Session:
                 f = t + direction
                 while 0 <= f < self.n_frames:
                     updates = {}
+                    neighbour = None  # label map of the previous frame, shared by all objects
                     for k in ids:
                         end = bounds[k][1] if direction > 0 else bounds[k][0]
                         w = blend_weight(f, t, end)
                         if w <= 0.0 or (end is not None and (f - end) * direction >= 0):
                             continue
-                        updates[k] = self._propagate_object(k, f, f - direction, w, fused[k])
+                        if neighbour is None:
+                            neighbour = self.label_frame(f - direction)
+                        updates[k] = self._propagate_object(k, f, neighbour == k, w, fused[k])
                     if not updates:
                         break
                     for k, soft in updates.items():  # commit the frame for all objects
@@ -384,18 +391,25 @@ class Session:
         finally:
             self._close_round(fused)
 
-    def _propagate_object(self, k: int, f: int, neighbour: int, w: float, reference) -> SoftMask | None:
-        h, wd = self.frames.height, self.frames.width
-        state = self._objects[k]
+    def _propagate_object(self, k: int, f: int, neighbour_mask: np.ndarray, w: float, reference) -> SoftMask | None:
+        """New soft mask of object ``k`` on frame ``f``: network output blended with weight ``w``."""
         prev = self.probability(f, k)
-        nb = (self.label_frame(neighbour) == k).astype(np.float32)
-        (y0, x0), crop, _ = self._run(
+        nb = neighbour_mask.astype(np.float32)
+        (cy, cx), crop, _ = self._run(
             self.model.propagation, f, [prev, nb], [prev, nb], extra=(reference,)
         )
-        new = np.zeros((h, wd), np.float32)
-        new[y0 : y0 + crop.shape[0], x0 : x0 + crop.shape[1]] = crop
-        blended = w * new + (1.0 - w) * prev if w < 1.0 else new
-        return SoftMask.from_crop(0, 0, blended)
+        if w >= 1.0:
+            return SoftMask.from_crop(cy, cx, crop)
+        # blend only where either map can be non-zero: the ROI crop and the old mask
+        y0, x0, y1, x1 = cy, cx, cy + crop.shape[0], cx + crop.shape[1]
+        old = self._objects[k].masks.get(f)
+        if old is not None:
+            y0, x0 = min(y0, old.y0), min(x0, old.x0)
+            y1, x1 = max(y1, old.y0 + old.data.shape[0]), max(x1, old.x0 + old.data.shape[1])
+        new = np.zeros((y1 - y0, x1 - x0), np.float32)
+        new[cy - y0 : cy - y0 + crop.shape[0], cx - x0 : cx - x0 + crop.shape[1]] = crop
+        blended = w * new + (1.0 - w) * prev[y0:y1, x0:x1]
+        return SoftMask.from_crop(y0, x0, blended)
 
     def _close_round(self, fused: dict | None = None) -> None:
         t = self._round_frame

@@ -304,9 +304,15 @@ def test_keyboard_shortcuts(make_widget, tiny_rgb, qtbot):
         qtbot.keyClick(canvas, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)
     wait_idle(qtbot, w)
     assert w.output_layer.data.all(axis=(1, 2)).any()
-    before = w.output_layer.data.copy()
-    qtbot.keyClick(canvas, Qt.Key.Key_Z, alt)  # undo the round
-    assert (w.output_layer.data != before).any()
+    out = w.output_layer
+    after_round = out.data.copy()
+    qtbot.keyClick(canvas, Qt.Key.Key_Z, alt)  # undo the round, whatever layer is selected
+    after_undo = out.data.copy()
+    assert (after_undo != after_round).any()
+    out.redo()
+    viewer.layers.selection.active = out
+    qtbot.keyClick(canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)  # napari's own undo
+    np.testing.assert_array_equal(out.data, after_undo)
     # no clash with napari's own defaults
     from napari.utils.shortcuts import default_shortcuts
 

@@ -171,3 +171,15 @@ def test_round_recorder_makes_one_undo_step():
     layer.undo()
     layer.undo()
     assert (layer.data[0, :2] == 3).all() and not (layer.data[0, 2:]).any()
+
+
+def test_gui_leaves_a_core_to_the_qt_thread(monkeypatch):
+    import os
+
+    from napari_ipnet._qt.widget import THREADS_ENV, cpu_threads_for_gui
+
+    monkeypatch.delenv(THREADS_ENV, raising=False)
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert cpu_threads_for_gui() == max(1, n - 1)
+    monkeypatch.setenv(THREADS_ENV, "3")
+    assert cpu_threads_for_gui() == 3
