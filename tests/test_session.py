@@ -382,3 +382,153 @@ def test_real_network_session_smoke(lite_model, small_frames):
     assert list(s.propagate()) == [2]
     assert s.annotated_frames(1) == [1, 3]
     assert 0 < s.memory_bytes() <= 4 * H * W
+
+
+# ------------------------------------------------------------------ snapshot / restore
+def engine_state(s):
+    """Everything observable about a session, for equality checks."""
+    return {
+        "labels": s.labels,
+        "probs": {k: probs(s, k) for k in s.object_ids},
+        "annotated": {k: s.annotated_frames(k) for k in s.object_ids},
+        "pending": s.pending_frame,
+        "plan": s.propagation_plan(),
+        "fused": {k: s._objects[k].fused_reference for k in s.object_ids},
+    }
+
+
+def assert_same_state(a, b):
+    np.testing.assert_array_equal(a["labels"], b["labels"])
+    assert a["probs"].keys() == b["probs"].keys()
+    for k in a["probs"]:
+        np.testing.assert_array_equal(a["probs"][k], b["probs"][k])
+    assert a["annotated"] == b["annotated"]
+    assert a["pending"] == b["pending"] and a["plan"] == b["plan"]
+    for k in a["fused"]:
+        fa, fb = a["fused"][k], b["fused"][k]
+        assert (fa is None) == (fb is None)
+        if fa is not None:
+            torch.testing.assert_close(fa, fb)
+
+
+def test_restore_undoes_an_interaction_and_its_round(stub_model):
+    model = stub_model()
+    s = Session(frames_of(10), model)
+    run_round(s, model, 5, 0.9, 0.2, feature=1.0)
+    snap = s.snapshot()
+    assert snap.pending_frame is None and snap.object_ids == [1]
+    before = engine_state(s)
+
+    run_round(s, model, 2, 1.0, 0.8, feature=3.0)  # the round to undo
+    assert s.annotated_frames() == [2, 5]
+    s.restore(snap)
+    assert_same_state(engine_state(s), before)
+
+    # the next round gives what it gives without the undone round
+    ref_model = stub_model()
+    ref = Session(frames_of(10), ref_model)
+    run_round(ref, ref_model, 5, 0.9, 0.2, feature=1.0)
+    run_round(s, model, 7, 0.6, 0.4, feature=5.0)
+    run_round(ref, ref_model, 7, 0.6, 0.4, feature=5.0)
+    assert_same_state(engine_state(s), engine_state(ref))
+    # the fused reference passed to the propagation network is the same too
+    torch.testing.assert_close(model.propagation.calls[-1]["reference"][0], ref_model.propagation.calls[-1]["reference"][0])
+
+
+def test_restore_an_open_round_with_several_objects(stub_model):
+    model = stub_model()
+    s = Session(frames_of(8), model)
+    model.interaction.value = 0.9
+    s.interact(3, scribble(), object_id=1)
+    s.interact(3, scribble(30, 36, 5, 12), object_id=2)
+    snap = s.snapshot()
+    assert snap.pending_frame == 3
+    before = engine_state(s)
+    strokes = {k: (dict(s._objects[k].positive), dict(s._objects[k].negative)) for k in (1, 2)}
+
+    # more strokes in the same round, a new object, a round on another frame, propagation
+    s.interact(3, None, scribble(0, 4, 0, 4), object_id=1)
+    s.interact(3, scribble(40, 44, 40, 44), object_id=3)
+    s.interact(6, scribble(), object_id=2)
+    list(s.propagate())
+    s.reset(1)
+
+    s.restore(snap)
+    assert_same_state(engine_state(s), before)
+    assert s.object_ids == [1, 2]
+    for k in (1, 2):  # the open round's strokes are back
+        pos, neg = strokes[k]
+        assert s._objects[k].positive.keys() == pos.keys() == {3}
+        np.testing.assert_array_equal(s._objects[k].positive[3], pos[3])
+        np.testing.assert_array_equal(s._objects[k].negative[3], neg[3])
+    # the next stroke on frame 3 accumulates on the restored strokes only
+    s.interact(3, None, scribble(10, 12, 50, 60), object_id=1)
+    maps = model.interaction.calls[-1]["maps"]
+    assert maps[1].sum() > 0  # positive of the restored round
+    assert list(s.propagate()) == [4, 5, 6, 7, 2, 1, 0]
+    assert s.annotated_frames() == [3]
+
+
+def test_snapshot_is_immutable_and_cheap(stub_model):
+    model = stub_model()
+    s = Session(frames_of(6), model)
+    run_round(s, model, 2, 0.9, 0.3, feature=1.0)
+    snap = s.snapshot()
+    labels = s.labels
+    # shares the soft masks: no copy of any pixel data
+    for t, m in s._objects[1].masks.items():
+        assert snap._objects[1].masks[t] is m
+    run_round(s, model, 4, 0.5, 0.7, feature=2.0)
+    s.reset()
+    # restoring twice, or after newer restores, always gives the snapshot's state
+    s.restore(snap)
+    run_round(s, model, 0, 0.2, 0.6, feature=4.0)
+    s.restore(snap)
+    np.testing.assert_array_equal(s.labels, labels)
+    assert s.annotated_frames() == [2] and s.pending_frame is None
+    later = s.snapshot()
+    s.restore(snap)
+    s.restore(later)
+    np.testing.assert_array_equal(s.labels, labels)
+
+
+def test_restore_rejects_foreign_snapshots(stub_model):
+    a = Session(frames_of(4), stub_model())
+    b = Session(frames_of(4), stub_model())
+    with pytest.raises(ValueError, match="another session"):
+        b.restore(a.snapshot())
+    with pytest.raises(TypeError, match="SessionSnapshot"):
+        b.restore({"labels": None})
+
+
+def test_a_propagation_started_before_restore_leaves_it_alone(stub_model):
+    model = stub_model()
+    s = Session(frames_of(6), model)
+    s.interact(2, scribble())
+    snap = s.snapshot()
+    gen = s.propagate()
+    assert next(gen) == 3
+    s.restore(snap)
+    assert list(gen) == []  # stops at once
+    assert s.pending_frame == 2 and s.annotated_frames() == []
+    assert [t for t in range(6) if s.probability(t, 1).any()] == [2]
+    assert list(s.propagate()) == [3, 4, 5, 1, 0]
+
+
+def test_restore_with_the_real_network_reproduces_the_round(lite_model, small_frames):
+    frames = small_frames[:5]
+    ref = Session(frames, lite_model)
+    ref.interact(1, scribble(16, 28, 14, 24), object_id=1)
+    list(ref.propagate())
+
+    s = Session(frames, lite_model)
+    s.interact(1, scribble(16, 28, 14, 24), object_id=1)
+    snap = s.snapshot()
+    s.interact(1, None, scribble(0, 6, 0, 64), object_id=1)  # undone below
+    list(s.propagate())
+    s.restore(snap)
+    assert s.pending_frame == 1 and s.annotated_frames() == []
+    list(s.propagate())
+    np.testing.assert_array_equal(s.labels, ref.labels)
+    for t in range(5):
+        np.testing.assert_array_equal(s.probability(t, 1), ref.probability(t, 1))

@@ -16,15 +16,17 @@ crop of its region of interest (see :class:`SoftMask`), never as full float32 fr
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Generator, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 
 from .frames import FrameSource
 from .model.networks import IPNetModel
-from .model.roi import ROI_SIZE, roi_box, warp_in, warp_out
+from .model.roi import roi_box, warp_in, warp_out
 from .scribbles import davis_to_maps
 
 _EPS = 1e-4
@@ -71,6 +73,42 @@ class _ObjectState:
     negative: dict[int, np.ndarray] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class _ObjectSnapshot:
+    masks: dict[int, SoftMask]
+    annotated: frozenset[int]
+    fused_reference: torch.Tensor | None
+    reference: torch.Tensor | None
+    positive: dict[int, np.ndarray]
+    negative: dict[int, np.ndarray]
+
+
+@dataclass(frozen=True, eq=False)
+class SessionSnapshot:
+    """The whole state of a :class:`Session` at one moment (see :meth:`Session.snapshot`).
+
+    Opaque: pass it back to :meth:`Session.restore` of the session that made it. It
+    shares the session's immutable pieces (soft masks, reference tensors, stroke maps,
+    none of which the session ever modifies in place) and copies only the containers
+    that hold them, so it costs a few small dicts per object, never a frame.
+    """
+
+    _owner: Any = field(repr=False)  # weakref.ref to the session
+    _objects: dict[int, _ObjectSnapshot] = field(repr=False)
+    _round_frame: int | None
+    _round_objects: tuple[int, ...]
+
+    @property
+    def pending_frame(self) -> int | None:
+        """Frame of the round that was open (not yet propagated) at snapshot time."""
+        return self._round_frame
+
+    @property
+    def object_ids(self) -> list[int]:
+        """Objects the session knew at snapshot time."""
+        return sorted(self._objects)
+
+
 def soft_aggregate(probs: np.ndarray) -> np.ndarray:
     """Merge per-object foreground probabilities (K, H, W) into (K + 1, H, W).
 
@@ -114,6 +152,7 @@ class Session:
         self._objects: dict[int, _ObjectState] = {}
         self._round_frame: int | None = None  # frame interacted on in the open round
         self._round_objects: list[int] = []
+        self._restores = 0  # counts restore() calls: a propagation started before one stops
 
     # ------------------------------------------------------------------ properties
     @property
@@ -199,9 +238,10 @@ class Session:
         h, w = self.frames.height, self.frames.width
         box = roi_box(box_maps, h, w)
         dev = self.model.device
-        rgb = warp_in(self._rgb_tensor(frame), box, ROI_SIZE)
+        size = self.model.config.roi_size
+        rgb = warp_in(self._rgb_tensor(frame), box, size)
         stacked = torch.from_numpy(np.stack([np.asarray(m, np.float32) for m in maps]))[None].to(dev)
-        roi_maps = warp_in(stacked, box, ROI_SIZE)
+        roi_maps = warp_in(stacked, box, size)
         inputs = [roi_maps[:, i : i + 1] for i in range(roi_maps.shape[1])]
         with torch.inference_mode(), self.model.autocast():
             out = net(rgb, *inputs, *extra)
@@ -361,14 +401,19 @@ class Session:
             state = self._objects[k]
             with torch.inference_mode():
                 fused[k] = self.model.propagation.SEFA(state.reference, state.fused_reference)
-        return self._propagate(t, ids, fused)
+        return self._propagate(t, ids, fused, self._restores)
 
-    def _propagate(self, t: int, ids: list[int], fused: dict) -> Generator[int, None, None]:
+    def _propagate(
+        self, t: int, ids: list[int], fused: dict, restores: int | None = None
+    ) -> Generator[int, None, None]:
+        restores = self._restores if restores is None else restores
         try:
             bounds = {k: self._bounds(k, t) for k in ids}
             for direction in (+1, -1):
                 f = t + direction
                 while 0 <= f < self.n_frames:
+                    if self._restores != restores:
+                        return
                     updates = {}
                     neighbour = None  # label map of the previous frame, shared by all objects
                     for k in ids:
@@ -389,7 +434,8 @@ class Session:
                     yield f
                     f += direction
         finally:
-            self._close_round(fused)
+            if self._restores == restores:  # after restore() the round is no longer ours
+                self._close_round(fused)
 
     def _propagate_object(self, k: int, f: int, neighbour_mask: np.ndarray, w: float, reference) -> SoftMask | None:
         """New soft mask of object ``k`` on frame ``f``: network output blended with weight ``w``."""
@@ -430,6 +476,97 @@ class Session:
             state.negative.clear()
         self._round_frame = None
         self._round_objects = []
+
+    # ------------------------------------------------------------------ snapshots
+    def snapshot(self) -> SessionSnapshot:
+        """Capture the whole engine state, to go back to it later with :meth:`restore`.
+
+        The snapshot covers, per object, the soft masks of every frame, the frames
+        annotated in closed rounds, the fused reference of the last closed round, and
+        the open round's reference feature and strokes; plus the open round itself
+        (its frame and objects). Undoing a result in an editor is ``restore`` of the
+        snapshot taken before it.
+
+        Returns
+        -------
+        SessionSnapshot
+            An opaque, immutable snapshot. It is cheap: the soft masks, tensors and
+            stroke maps are shared with the session (the session replaces them, never
+            modifies them in place), only the dicts and sets holding them are copied,
+            so its memory is a few dict entries per object and frame, no image data.
+
+        Notes
+        -----
+        Do not call it from another thread while :meth:`interact` or a
+        :meth:`propagate` generator is running: the state would be caught
+        half-updated.
+
+        Examples
+        --------
+        >>> before = session.snapshot()                       # doctest: +SKIP
+        >>> session.interact(3, positive)                     # doctest: +SKIP
+        >>> for t in session.propagate(): pass                # doctest: +SKIP
+        >>> session.restore(before)    # as if neither call had happened  # doctest: +SKIP
+        """
+        objects = {
+            k: _ObjectSnapshot(
+                masks=dict(s.masks),
+                annotated=frozenset(s.annotated),
+                fused_reference=s.fused_reference,
+                reference=s.reference,
+                positive=dict(s.positive),
+                negative=dict(s.negative),
+            )
+            for k, s in self._objects.items()
+        }
+        return SessionSnapshot(weakref.ref(self), objects, self._round_frame, tuple(self._round_objects))
+
+    def restore(self, snapshot: SessionSnapshot) -> None:
+        """Put the engine back in the state captured by :meth:`snapshot`.
+
+        Everything done since (interactions, propagated frames, closed rounds,
+        resets) is forgotten: labels, annotated frames, the pending round and the
+        references are those of the snapshot, and the next round gives the same
+        result as if those calls had never been made. A snapshot can be restored any
+        number of times, and restoring an older one after a newer one is fine.
+
+        Parameters
+        ----------
+        snapshot : SessionSnapshot
+            A snapshot made by this session's :meth:`snapshot`.
+
+        Raises
+        ------
+        TypeError
+            If ``snapshot`` is not a :class:`SessionSnapshot`.
+        ValueError
+            If the snapshot was made by another session.
+
+        Notes
+        -----
+        A :meth:`propagate` generator started before the restore stops at its next
+        frame and leaves the restored state alone (it neither writes more frames nor
+        closes its round). Do not restore from another thread while one is running.
+        """
+        if not isinstance(snapshot, SessionSnapshot):
+            raise TypeError(f"expected a SessionSnapshot, got {type(snapshot).__name__}")
+        if snapshot._owner() is not self:
+            raise ValueError("this snapshot was made by another session")
+        # fresh containers: the session mutates them, the snapshot must stay intact
+        self._objects = {
+            k: _ObjectState(
+                masks=dict(o.masks),
+                annotated=set(o.annotated),
+                fused_reference=o.fused_reference,
+                reference=o.reference,
+                positive=dict(o.positive),
+                negative=dict(o.negative),
+            )
+            for k, o in snapshot._objects.items()
+        }
+        self._round_frame = snapshot._round_frame
+        self._round_objects = list(snapshot._round_objects)
+        self._restores += 1
 
     # ------------------------------------------------------------------ reset
     def reset(self, object_id: int | None = None) -> None:

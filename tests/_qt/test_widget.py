@@ -116,12 +116,16 @@ def test_cancel_halfway_keeps_a_consistent_state(make_widget, tiny_rgb, qtbot, h
     np.testing.assert_array_equal(out.data, s.labels)
     assert [t for t in range(6) if out.data[t].any()] == [0, *frames]
     assert s.pending_frame is None  # the round is closed
-    # one undo step covers the part of the round that was done
+    # one undo step covers the part of the round that was done, in the layer and the engine
     before_round = out.data.copy()
     out.undo()
     assert not out.data[frames].any() and out.data[0].any()
+    assert s.pending_frame == 0 and s.annotated_frames() == []  # the round is open again
+    np.testing.assert_array_equal(out.data, s.labels)
     out.redo()
     np.testing.assert_array_equal(out.data, before_round)
+    assert s.pending_frame is None and s.annotated_frames() == [0]
+    np.testing.assert_array_equal(out.data, s.labels)
     if how != "widget":
         return
     # the session keeps working: a correction on the last frame propagates back
@@ -138,14 +142,121 @@ def test_undo_restores_previous_labels_per_round(make_widget, tiny_rgb, qtbot):
     _propagate(qtbot, w)
     after_round = out.data.copy()
     assert (after_round != after_interaction).any()
+    s = w.session
     out.undo()  # what Ctrl+Z does on the selected Labels layer
     np.testing.assert_array_equal(out.data, after_interaction)
+    assert s.pending_frame == 3 and s.annotated_frames() == []  # the engine follows
     out.redo()
     np.testing.assert_array_equal(out.data, after_round)
+    assert s.pending_frame is None and s.annotated_frames() == [3]
     w.undo()  # the widget's Undo (Alt+Z): the same history
     np.testing.assert_array_equal(out.data, after_interaction)
+    np.testing.assert_array_equal(out.data, s.labels)
     w.undo()
     assert not out.data.any()
+    assert s.object_ids == [] and s.pending_frame is None and not s.labels.any()
+
+
+def _shape_model(stub_model):
+    """Deterministic stub networks whose masks follow the strokes and the neighbour mask.
+
+    (The random-weight model of these tests says "foreground" everywhere, so a second
+    round would not change the layer.)
+    """
+    import torch.nn.functional as F
+
+    model = stub_model()
+    model.interaction.value = lambda rgb, prev, pos, neg: 0.05 + 0.9 * F.max_pool2d(pos, 21, 1, 10) * (1 - neg)
+    model.propagation.value = lambda rgb, prev, nb: 0.05 + 0.9 * nb
+    return model
+
+
+def test_undo_and_redo_roll_the_engine_back_and_forth(make_widget, tiny_rgb, qtbot, stub_model):
+    from qtpy.QtCore import Qt
+
+    viewer, w, image = make_widget(tiny_rgb, model=False)
+    w.set_model(_shape_model(stub_model), "stub")
+    _scribble(qtbot, w, frame=3)
+    _propagate(qtbot, w)
+    s = w.session
+    out = w.output_layer
+    after_a = out.data.copy()
+    np.testing.assert_array_equal(after_a, s.labels)
+    fused_a = s._objects[1].fused_reference
+
+    # round B: a correction on frame 0, propagated
+    _scribble(qtbot, w, frame=0, y=25, x0=5, x1=20)
+    assert s.pending_frame == 0
+    _propagate(qtbot, w)
+    after_b = out.data.copy()
+    assert s.annotated_frames() == [0, 3] and (after_b != after_a).any()
+
+    # Ctrl+Z twice on the output layer: round B, then its interaction
+    viewer.layers.selection.active = out
+    canvas = viewer.window._qt_viewer.canvas.native
+    ctrl = Qt.KeyboardModifier.ControlModifier
+    qtbot.keyClick(canvas, Qt.Key.Key_Z, ctrl)
+    assert s.pending_frame == 0 and s.annotated_frames() == [3]
+    np.testing.assert_array_equal(out.data, s.labels)
+    qtbot.keyClick(canvas, Qt.Key.Key_Z, ctrl)
+    np.testing.assert_array_equal(out.data, after_a)
+    np.testing.assert_array_equal(s.labels, after_a)
+    assert s.pending_frame is None and s.annotated_frames() == [3]
+    assert s._objects[1].fused_reference is fused_a and not s._objects[1].positive
+    assert w.session.propagation_plan() == []
+    # Ctrl+Shift+Z redoes both, the engine too
+    shift_ctrl = ctrl | Qt.KeyboardModifier.ShiftModifier
+    qtbot.keyClick(canvas, Qt.Key.Key_Z, shift_ctrl)
+    assert s.pending_frame == 0 and s.annotated_frames() == [3]
+    qtbot.keyClick(canvas, Qt.Key.Key_Z, shift_ctrl)
+    np.testing.assert_array_equal(out.data, after_b)
+    np.testing.assert_array_equal(s.labels, after_b)
+    assert s.annotated_frames() == [0, 3] and s.pending_frame is None
+
+    # undo round B again (widget Undo), then do it once more: the same result as the
+    # first time, as if the undone round had never happened
+    w.undo()
+    w.undo()
+    np.testing.assert_array_equal(s.labels, after_a)
+    _scribble(qtbot, w, frame=0, y=25, x0=5, x1=20)
+    assert s.pending_frame == 0 and s.annotated_frames() == [3]
+    _propagate(qtbot, w)
+    np.testing.assert_array_equal(out.data, after_b)
+    np.testing.assert_array_equal(s.labels, after_b)
+    # the redo side is gone with the new round: redo changes nothing
+    out.redo()
+    np.testing.assert_array_equal(out.data, after_b)
+    assert s.annotated_frames() == [0, 3]
+
+
+def test_undo_is_refused_while_propagating(make_widget, tiny_rgb, qtbot, notes):
+    viewer, w, image = make_widget(tiny_rgb)
+    _scribble(qtbot, w, frame=0)
+    out = w.output_layer
+    after_interaction = out.data.copy()
+    tried = []
+
+    def undo_at_1(t):
+        if t == 1:
+            out.undo()  # Ctrl+Z on the output layer while the round runs
+            tried.append(out.data[0].copy())
+
+    w.frame_done.connect(undo_at_1)
+    frames, cancelled = _propagate(qtbot, w)
+    w.frame_done.disconnect(undo_at_1)
+    assert tried and not cancelled
+    np.testing.assert_array_equal(tried[0], after_interaction[0])  # nothing undone
+    assert any(sev == "warning" and "wait for the running job" in msg for sev, msg in notes)
+    np.testing.assert_array_equal(out.data, w.session.labels)
+    out.undo()  # now it works, for both
+    np.testing.assert_array_equal(out.data, after_interaction)
+    assert w.session.pending_frame == 0
+    # closing the widget gives the layer its own undo / redo back
+    assert "undo" in vars(out) and "redo" in vars(out)
+    w.cleanup()
+    assert "undo" not in vars(out) and "redo" not in vars(out)
+    out.redo()
+    assert w.session.pending_frame == 0  # no longer followed
 
 
 def test_two_objects(make_widget, tiny_rgb, qtbot):
@@ -309,6 +420,7 @@ def test_keyboard_shortcuts(make_widget, tiny_rgb, qtbot):
     qtbot.keyClick(canvas, Qt.Key.Key_Z, alt)  # undo the round, whatever layer is selected
     after_undo = out.data.copy()
     assert (after_undo != after_round).any()
+    assert w.session.pending_frame == 4
     out.redo()
     viewer.layers.selection.active = out
     qtbot.keyClick(canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)  # napari's own undo

@@ -168,7 +168,64 @@ class _Job:
     items: list = field(default_factory=list)  # interact: [(object_id, pos, neg), ...]
     image: Any = None  # interact: the record is made when the job runs (after the model loads)
     spec: SequenceSpec | None = None
+    before: Any = None  # SessionSnapshot taken when the job starts (for undo)
     t_submit: float = field(default_factory=time.perf_counter)
+
+
+@dataclass(eq=False)
+class _UndoStep:
+    """One IPNet write in an output layer's undo history, with the engine states around it.
+
+    napari keeps each history item as a list of atoms and, on undo / redo, moves a
+    reversed copy of the list between its undo and redo stacks: the atoms themselves
+    keep their identity, so the item is found again by its first and last atom.
+    """
+
+    layer: Any  # weakref.ref to the Labels layer
+    head: Any  # first and last atom of the history item
+    tail: Any
+    record: _Record
+    before: Any  # SessionSnapshot before the write
+    after: Any  # SessionSnapshot after it
+    undone: bool = False
+
+
+def _history_atoms(items) -> set[int]:
+    """ids of the first and last atom of each history item of a Labels undo/redo stack."""
+    ids: set[int] = set()
+    for item in items:
+        if item:
+            ids.add(id(item[0]))
+            ids.add(id(item[-1]))
+    return ids
+
+
+def _history_hook(widget_ref, layer_ref, base, name: str):
+    """``layer.undo`` / ``layer.redo`` replacement that keeps the IPNet sessions in step."""
+
+    def hook(*args, **kwargs):
+        widget, layer = widget_ref(), layer_ref()
+        if widget is not None and layer is not None and not widget._history_may_change(layer):
+            return None
+        result = base(*args, **kwargs)
+        if widget is not None and layer is not None:
+            widget._sync_engine(layer, name)
+        return result
+
+    hook._ipnet_hook = widget_ref
+    return hook
+
+
+def _remove_history_hooks(hooked: list, widget_ref) -> None:
+    """Give the hooked layers back their own undo / redo (where ours is the outermost)."""
+    for ref in hooked:
+        layer = ref()
+        if layer is None:
+            continue
+        for name in ("undo", "redo"):
+            if getattr(layer.__dict__.get(name), "_ipnet_hook", None) is widget_ref:
+                del layer.__dict__[name]
+    hooked.clear()
 
 
 class _Failure:
@@ -261,6 +318,10 @@ class IPNetWidget(QWidget):
         self._output: Labels | None = None
         self._updating = False
         self._last_image = None
+        # engine snapshots aligned with the output layers' undo history (see _sync_engine)
+        self._undo_steps: list[_UndoStep] = []
+        self._hooked: list[Any] = []  # weakrefs to the layers whose undo / redo is hooked
+        self._self_ref = weakref.ref(self)
 
         self._build_ui()
         self._connect_viewer()
@@ -362,7 +423,8 @@ class IPNetWidget(QWidget):
         self.undo_btn = QPushButton("Undo")
         self.undo_btn.setToolTip(
             f"Undo the last result in the output layer [{keys['undo']}; Ctrl+Z with the output "
-            "layer selected]. The network's memory is not rolled back: scribble again to correct."
+            "layer selected]. IPNet's memory of that interaction or round is undone with it "
+            "(Ctrl+Shift+Z on the layer redoes both)."
         )
         for b in (self.propagate_btn, self.cancel_btn, self.undo_btn):
             row.addWidget(b)
@@ -474,7 +536,9 @@ class IPNetWidget(QWidget):
         self._connect(self.viewer.dims.events.current_step, self._update_sequence_label)
         for layer in self.viewer.layers:
             self._watch_layer(layer)
-        self.destroyed.connect(_make_cleanup(weakref.ref(self.viewer), self._connected, self._bound_keys))
+        self.destroyed.connect(
+            _make_cleanup(weakref.ref(self.viewer), self._connected, self._bound_keys, self._hooked, self._self_ref)
+        )
 
     def close(self) -> bool:  # noqa: D102
         self.cleanup()
@@ -486,6 +550,8 @@ class IPNetWidget(QWidget):
             self._cancel_event.set()
         self._jobs.clear()
         self._unbind_keys()
+        _remove_history_hooks(self._hooked, self._self_ref)
+        self._undo_steps.clear()
         for emitter, cb in self._connected:
             try:
                 emitter.disconnect(cb)
@@ -534,6 +600,7 @@ class IPNetWidget(QWidget):
             self.cancel()
         if layer is self._output:
             self._output = None
+        self._undo_steps = [s for s in self._undo_steps if s.layer() is not layer]
         # forget sessions of a removed image (once no job uses them)
         for key, rec in list(self._records.items()):
             if rec.layer is layer and not (job is not None and job.record is rec):
@@ -1341,6 +1408,8 @@ class IPNetWidget(QWidget):
         self._active = rec
         session = rec.session
         frame = job.frame
+        self._sync_engine()  # in case the output layer was undone behind our back
+        job.before = session.snapshot()
 
         def work():
             for k, pos, neg in job.items:
@@ -1367,7 +1436,8 @@ class IPNetWidget(QWidget):
         if out is None or tuple(out.data.shape) != spatial_shape(job.record.layer):
             out = self.ensure_output(job.record.layer)
         change = frame_change(out.data, job.record.spec, job.frame, labels, managed)
-        apply_with_history(out, [change] if change is not None else [])
+        n = apply_with_history(out, [change] if change is not None else [])
+        self._remember_step(out, n, job)
         self._refresh_objects()
         dt = time.perf_counter() - job.t_submit
         plan = job.record.session.propagation_plan()
@@ -1416,6 +1486,7 @@ class IPNetWidget(QWidget):
             self._t_propagate = None
             raise UnsupportedLayerError("the image layer of the last scribble is gone")
         session = rec.session
+        self._sync_engine()  # in case the output layer was undone behind our back
         if session.pending_frame is None:
             self._t_propagate = None
             show_info("IPNet: this round is already propagated; scribble a correction first")
@@ -1429,6 +1500,7 @@ class IPNetWidget(QWidget):
         self._cancel_event = cancel
         self._recorder = RoundRecorder(out)
         self._round_target = out
+        job.before = session.snapshot()
         frames_gen = session.propagate()  # round state lives in this generator
 
         def work():
@@ -1475,7 +1547,10 @@ class IPNetWidget(QWidget):
         if self._recorder is not None:
             frames = list(self._recorder.frames)
             if self._round_target is not None and self._round_target in self.viewer.layers:
-                self._recorder.commit()
+                # the round is closed (the generator is done or closed): one undo step
+                # for the frames written, finished or cancelled, with the engine states
+                n = self._recorder.commit()
+                self._remember_step(self._round_target, n, job)
         if self._pbar is not None:
             self._pbar.close()
         self._pbar = None
@@ -1512,7 +1587,90 @@ class IPNetWidget(QWidget):
         if not self.is_idle():
             show_warning("IPNet: wait for the running job to finish before undoing")
             return
-        out.undo()
+        out.undo()  # hooked: the sessions follow (see _sync_engine)
+        self._sync_engine(out, "undo")  # no-op when the hook already did it
+
+    # ------------------------------------------------------------------ engine undo history
+    def _remember_step(self, layer, n_pixels: int, job: _Job) -> None:
+        """Record the history item just written by ``job``, with the engine states around it."""
+        history = getattr(layer, "_undo_history", None)
+        if not n_pixels or job.before is None or job.record is None or not history:
+            return  # nothing in the layer's history: the engine change merges into the next step
+        item = history[-1]
+        self._undo_steps.append(
+            _UndoStep(weakref.ref(layer), item[0], item[-1], job.record, job.before, job.record.session.snapshot())
+        )
+        self._install_history_hooks(layer)
+
+    def _install_history_hooks(self, layer) -> None:
+        """Wrap ``layer.undo`` / ``layer.redo`` (what Ctrl+Z / Ctrl+Shift+Z call) once."""
+        if getattr(layer.__dict__.get("undo"), "_ipnet_hook", None) is self._self_ref:
+            return
+        layer_ref = weakref.ref(layer)
+        for name in ("undo", "redo"):
+            setattr(layer, name, _history_hook(self._self_ref, layer_ref, getattr(layer, name), name))
+        self._hooked.append(layer_ref)
+
+    def _history_may_change(self, layer) -> bool:
+        """Whether undo / redo on ``layer`` may run now (not while a job uses the engine)."""
+        if self._worker is None or not any(s.layer() is layer for s in self._undo_steps):
+            return True
+        show_warning("IPNet: wait for the running job to finish before undoing or redoing")
+        return False
+
+    def _sync_engine(self, layer=None, action: str | None = None) -> None:
+        """Bring the sessions back in line with the undo history of the output layer(s).
+
+        Each IPNet write in an output layer is one history item, remembered with the
+        session snapshots taken before and after it. An item found on the layer's redo
+        stack is undone, one on its undo stack is done; an item on neither can never
+        come back (redo cleared by a new edit, or too old) and is forgotten. Each
+        session whose steps changed state is restored to the state before its first
+        undone step, or after its last done step.
+        """
+        if not self._undo_steps or self._worker is not None:
+            return  # never under a running job: it is reading and writing the sessions
+        live = {id(r) for r in self._records.values()}
+        stacks: dict[int, tuple[set[int], set[int]]] = {}
+        keep: list[_UndoStep] = []
+        changed: list[_Record] = []
+        for step in self._undo_steps:
+            lay = step.layer()
+            if lay is None or id(step.record) not in live:
+                continue  # layer or session gone
+            if layer is not None and lay is not layer:
+                keep.append(step)
+                continue
+            if id(lay) not in stacks:
+                stacks[id(lay)] = (
+                    _history_atoms(getattr(lay, "_undo_history", ())),
+                    _history_atoms(getattr(lay, "_redo_history", ())),
+                )
+            done, redo = stacks[id(lay)]
+            if id(step.head) in done or id(step.tail) in done:
+                undone = False
+            elif id(step.head) in redo or id(step.tail) in redo:
+                undone = True
+            else:
+                continue  # out of reach of undo / redo
+            if undone != step.undone:
+                step.undone = undone
+                if not any(r is step.record for r in changed):
+                    changed.append(step.record)
+            keep.append(step)
+        self._undo_steps = keep
+        for rec in changed:
+            steps = [s for s in keep if s.record is rec]
+            first_undone = next((s for s in steps if s.undone), None)
+            rec.session.restore(first_undone.before if first_undone is not None else steps[-1].after)
+        if changed:
+            pending = self._active.session.pending_frame if self._active is not None else None
+            word = "Redone" if action == "redo" else "Undone"
+            tail = f" Round on frame {pending} waiting to be propagated." if pending is not None else ""
+            try:
+                self.status_label.setText(f"{word}: IPNet's memory follows the output layer.{tail}")
+            except RuntimeError:  # the Qt widget is already deleted
+                pass
 
     def reset_object(self, k: int | None = None) -> None:
         """Forget object ``k`` (selected one by default): results, strokes, session memory."""
@@ -1525,6 +1683,8 @@ class IPNetWidget(QWidget):
         for rec in self._records.values():
             if k in rec.session.object_ids:
                 rec.session.reset(k)
+                # the engine cannot be rolled back across a reset (the layer can)
+                self._undo_steps = [s for s in self._undo_steps if s.record is not rec]
                 if out is not None and tuple(out.data.shape) == spatial_shape(rec.layer):
                     changes += [erase_change(out.data, rec.spec, f, k) for f in range(rec.frames.shape[0])]
         if out is not None:
@@ -1553,6 +1713,7 @@ class IPNetWidget(QWidget):
             apply_with_history(out, changes)
         self._clear_strokes(None)
         self._records.clear()
+        self._undo_steps.clear()  # the engine cannot be rolled back across a reset
         self._active = None
         self._objects = {1: "object 1"}
         self._current = 1
@@ -1599,10 +1760,12 @@ def _default_label_colormap():
     return _DEFAULT_CMAP
 
 
-def _make_cleanup(viewer_ref, connected, bound_keys):
+def _make_cleanup(viewer_ref, connected, bound_keys, hooked=(), widget_ref=None):
     """Cleanup run when the Qt widget is destroyed (holds no reference to it)."""
 
     def cleanup(*_args):
+        if hooked:
+            _remove_history_hooks(hooked, widget_ref)
         for emitter, cb in list(connected):
             try:
                 emitter.disconnect(cb)

@@ -34,11 +34,14 @@ class ModelConfig:
     encoder: str = "efficientnet_lite0"
     decoder_channels: int = 64
     decoder_mid_channels: int = 256
+    #: side of the square region of interest the networks see (the paper: 256); a
+    #: model runs best at the size it was trained at
+    roi_size: int = 256
 
     @classmethod
     def paper(cls) -> ModelConfig:
-        """The published IPNet architecture (ResNet-50, 256-channel decoder)."""
-        return cls(encoder="resnet50", decoder_channels=256, decoder_mid_channels=1024)
+        """The published IPNet architecture (ResNet-50, 256-channel decoder, 256 px ROI)."""
+        return cls(encoder="resnet50", decoder_channels=256, decoder_mid_channels=1024, roi_size=256)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -12,6 +12,7 @@ cross-entropy loss. All crops follow the inference ROI rule.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import time
@@ -206,7 +207,7 @@ def train(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
-    model = init_model().to(dev)
+    model = init_model(ModelConfig(roi_size=cfg.roi_size)).to(dev)
     model.train()
     optimizer = torch.optim.AdamW(_param_groups(model, cfg), weight_decay=1e-4)
     ckpt = out_dir / "last.pt"
@@ -294,6 +295,9 @@ def export(checkpoint: Path, out: Path, metadata: dict | None = None) -> Path:
 
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     model = load_checkpoint(checkpoint, name="default")
+    roi = state.get("train_config", {}).get("roi_size")
+    if roi and roi != model.config.roi_size:  # checkpoints of older runs lack the field
+        model.config = dataclasses.replace(model.config, roi_size=int(roi))
     meta = {"step": state["step"], "train_config": json.dumps(state.get("train_config", {}))}
     meta.update(metadata or {})
     return save_checkpoint(model, out, metadata=meta, half=True)

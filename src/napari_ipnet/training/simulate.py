@@ -13,15 +13,7 @@ import numpy as np
 from scipy import ndimage
 from skimage.morphology import medial_axis
 
-
-def disk_opening(region: np.ndarray, radius: float, inside: np.ndarray | None = None) -> np.ndarray:
-    """Morphological opening by a Euclidean disk, through distance transforms (fast for big disks)."""
-    if inside is None:
-        inside = ndimage.distance_transform_edt(np.pad(region, 1))[1:-1, 1:-1]
-    eroded = inside > radius
-    if not eroded.any():
-        return eroded
-    return ndimage.distance_transform_edt(~eroded) <= radius
+from ..evaluation.robot import disk_opening
 
 
 def _medial_axis_fast(mask: np.ndarray, max_side: int = 160) -> np.ndarray:
@@ -44,9 +36,8 @@ def _strokes(region: np.ndarray, rng, keep_prob: float = 1.0) -> np.ndarray:
         return out
     radius = min(0.2 * np.sqrt(area) / 2.0, 16.0)
     opened = region
-    inside = ndimage.distance_transform_edt(np.pad(region, 1))[1:-1, 1:-1]
     while radius >= 1:
-        opened = disk_opening(region, radius, inside)
+        opened = disk_opening(region, radius)
         if opened.any():
             break
         radius *= 0.9
