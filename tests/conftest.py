@@ -88,6 +88,9 @@ class StubModel:
         self.propagation = StubNet(propagation)
         self.propagation.SEFA = StubFusion()
         self.device = torch.device("cpu")
+        from napari_ipnet.model.networks import ModelConfig
+
+        self.config = ModelConfig()
 
     def eval(self):
         return self
