@@ -161,6 +161,7 @@ def save_checkpoint(model: IPNetModel, path: str | Path, metadata: dict | None =
     tmp = path.with_name(path.name + ".part")
     try:
         save_file(tensors, str(tmp), metadata=meta)
+        os.chmod(tmp, 0o644)  # a model file is meant to be shared and shipped
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
