@@ -6,7 +6,6 @@ This is an accuracy test, possible only with trained weights: random weights fai
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from scipy import ndimage
 
 from napari_ipnet import Session, load_model

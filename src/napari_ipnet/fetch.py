@@ -388,6 +388,6 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("interrupted: partial downloads were removed", file=sys.stderr)
         return 130
-    print(f"Done. Use them with load_model('ipnet-paper'"
+    print("Done. Use them with load_model('ipnet-paper'"
           + (f", weights_dir={str(folder)!r}" if args.dir is not None else "") + ").")
     return 0

@@ -17,7 +17,7 @@ crop of its region of interest (see :class:`SoftMask`), never as full float32 fr
 from __future__ import annotations
 
 import weakref
-from collections.abc import Generator, Iterable, Mapping
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -369,14 +369,11 @@ class Session:
         frame = self._round_frame if frame is None else frame
         if frame is None:
             return []
-        plan: list[int] = []
-        ids = self._round_objects or []
-        # union over objects of the frames with a non-zero weight
-        fwd_end = max((self._bounds(k, frame)[1] or self.n_frames for k in ids), default=self.n_frames)
-        bwd_end = min((self._bounds(k, frame)[0] if self._bounds(k, frame)[0] is not None else -1 for k in ids), default=-1)
-        plan += list(range(frame + 1, fwd_end))
-        plan += list(range(frame - 1, bwd_end, -1))
-        return plan
+        # union over the round's objects of the frames with a non-zero weight
+        bounds = [self._bounds(k, frame) for k in self._round_objects]
+        fwd_end = max((self.n_frames if upper is None else upper for _, upper in bounds), default=self.n_frames)
+        bwd_end = min((-1 if lower is None else lower for lower, _ in bounds), default=-1)
+        return list(range(frame + 1, fwd_end)) + list(range(frame - 1, bwd_end, -1))
 
     def propagate(self, frame: int | None = None) -> Generator[int, None, None]:
         """Propagate the current round forward and backward; yield each finished frame.

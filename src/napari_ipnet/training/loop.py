@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,11 +57,11 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 if u == 0 else float(np.logical_and(a, b).sum() / u)
 
 
-def run_episode(model: IPNetModel, clips, rng, rounds: int, device, roi: int = ROI_SIZE, train: bool = True):
+def run_episode(model: IPNetModel, clips, rng, rounds: int, device, roi: int = ROI_SIZE):
     """Simulated interactive rounds on a batch of clips.
 
-    Returns the summed loss (a tensor; zero-grad when ``train`` is False) and the mean
-    IoU of the whole clip after each round.
+    Returns the summed loss (a tensor, with a graph unless run under ``no_grad``) and
+    the mean IoU of the whole clip after each round.
     """
     B = len(clips)
     n = len(clips[0][0])
@@ -283,7 +282,7 @@ def validate(model: IPNetModel, clips: list, cfg: TrainConfig, device) -> list[f
     rng = np.random.default_rng(12345)
     per_round = []
     for i in range(0, len(clips), cfg.batch):
-        _, ious = run_episode(model, clips[i : i + cfg.batch], rng, 3, device, cfg.roi_size, train=False)
+        _, ious = run_episode(model, clips[i : i + cfg.batch], rng, 3, device, cfg.roi_size)
         per_round.append(ious + [ious[-1]] * (3 - len(ious)))
     model.train(was_training)
     return list(np.mean(per_round, axis=0))
