@@ -6,7 +6,7 @@ import numpy as np
 from qt_helpers import path, wait_idle
 
 
-def test_result_overlay_is_visible_in_a_real_window(make_widget, tiny_rgb, qtbot):
+def test_result_overlay_is_visible_in_a_real_window(make_widget, tiny_rgb, qtbot, tmp_path):
     viewer, w, image = make_widget(tiny_rgb, show=True)
     qtbot.waitUntil(w.isVisible, timeout=5000)  # docked in the shown window
     w.scribble_layer().add_paths([path((2,), 30, 15, 35)])
@@ -32,3 +32,9 @@ def test_result_overlay_is_visible_in_a_real_window(make_widget, tiny_rgb, qtbot
     out.visible = True
     window = viewer.screenshot(canvas_only=False, flash=False)
     assert window.shape[1] > with_labels.shape[1]  # the whole window, dock widget included
+    # the picture of the run is kept (the README's picture is made by scripts/screenshot.py
+    # with the trained weights and the real sample)
+    import imageio.v3 as iio
+
+    iio.imwrite(tmp_path / "widget.png", window)
+    assert iio.imread(tmp_path / "widget.png").shape == window.shape
