@@ -267,18 +267,25 @@ def summarize_sequence(name, records, objects, n_frames, max_time=None,
     F = [r["F"] for r in records]
     JF = [r["JF"] for r in records]
     timeout = None if max_time is None else float(max_time) * len(objects)
-    tJ = time_curve(times, J, timeout, threshold)
-    tJF = time_curve(times, JF, timeout, threshold)
     return {
         "name": name,
         "n_frames": int(n_frames),
         "objects": [int(k) for k in objects],
         "meta": dict(meta or {}),
         "rounds": records,
-        "J": J,
-        "F": F,
-        "JF": JF,
-        "time_s": times,
+        **_round_scores(J, F, JF, times, timeout, threshold),
+    }
+
+
+def _round_scores(J, F, JF, times, timeout, threshold) -> dict:
+    """Per-round lists, areas over rounds and over time, and J@threshold (shared by both summaries)."""
+    tJ = time_curve(times, J, timeout, threshold)
+    tJF = time_curve(times, JF, timeout, threshold)
+    return {
+        "J": list(J),
+        "F": list(F),
+        "JF": list(JF),
+        "time_s": list(times),
         "cum_time_s": np.cumsum(times).tolist(),
         "auc_rounds_J": area_over_rounds(J),
         "auc_rounds_JF": area_over_rounds(JF),
@@ -317,24 +324,10 @@ def summarize(results: Sequence[dict], max_time: float | None = None,
         timeout = float(R * times.max())
     else:
         timeout = float(max_time) * float(np.mean(n_objects))
-    tJ = time_curve(mean_times, J, timeout, threshold)
-    tJF = time_curve(mean_times, JF, timeout, threshold)
     return {
         "n_units": len(results),
         "n_objects": int(sum(n_objects)),
-        "J": J.tolist(),
-        "F": F.tolist(),
-        "JF": JF.tolist(),
-        "time_s": mean_times.tolist(),
-        "cum_time_s": np.cumsum(mean_times).tolist(),
-        "auc_rounds_J": area_over_rounds(J),
-        "auc_rounds_JF": area_over_rounds(JF),
-        "auc_time_J": tJ["auc"],
-        "auc_time_JF": tJF["auc"],
-        "J@60": tJ["at_threshold"],
-        "JF@60": tJF["at_threshold"],
-        "timeout_s": tJ["timeout"],
-        "curve": {"time": tJ["curve"]["time"], "J": tJ["curve"]["value"], "JF": tJF["curve"]["value"]},
+        **_round_scores(J.tolist(), F.tolist(), JF.tolist(), mean_times.tolist(), timeout, threshold),
     }
 
 
