@@ -165,3 +165,26 @@ def test_longest_path_shapes():
     p = longest_path(np.array(T_))
     assert {tuple(p[0]), tuple(p[-1])} == {(0, 0), (0, 20)}
     assert len(p) == 21
+
+
+def test_round_blob_gets_a_stroke_through_its_middle():
+    # the medial axis of a disk is a single point, which min_nodes drops: the robot
+    # falls back to a straight stroke along the principal axis, inside the disk
+    yy, xx = np.mgrid[:60, :80]
+    disk = ((yy - 30) ** 2 + (xx - 40) ** 2 <= 14**2).astype(np.uint8)
+    robot = ScribbleRobot()
+    paths = robot.scribble_paths(disk, np.zeros_like(disk))
+    assert list(paths) == [1] and len(paths[1]) == 1
+    path = paths[1][0]
+    assert len(path) >= 12
+    assert disk[path[:, 0], path[:, 1]].all()
+    assert np.abs(np.diff(path, axis=0)).max() == 1, "8-connected pixels"
+    centre = np.array([30, 40])
+    assert np.min(np.abs(path - centre).sum(axis=1)) <= 1, "passes through the centre"
+    # an elongated object keeps its medial-axis stroke (no fallback)
+    bar = np.zeros((60, 80), np.uint8)
+    bar[25:35, 10:70] = 1
+    assert len(robot.scribble_paths(bar, np.zeros_like(bar))[1][0]) > 40
+    # deterministic
+    again = robot.scribble_paths(disk, np.zeros_like(disk))
+    assert np.array_equal(again[1][0], path)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from napari_ipnet.training.data import ClipSampler, synthetic_cells
+from napari_ipnet.training.data import ClipSampler, synthetic_cells, synthetic_nuclei
 from napari_ipnet.training.loop import TrainConfig, export, run_episode, train
 from napari_ipnet.training.simulate import simulate_scribbles
 from napari_ipnet.weights import load_model
@@ -104,3 +104,19 @@ def test_sampler_without_davis_generates_cells():
     assert masks.shape == frames.shape[:3] and masks.dtype == bool
     assert 0.0 <= frames.min() and frames.max() <= 1.0
     assert all(m.sum() > 16 for m in masks)
+
+
+@pytest.mark.parametrize("along_z", [False, True])
+def test_synthetic_nuclei_clip(along_z):
+    rng = np.random.default_rng(7)
+    frames, masks = synthetic_nuclei(rng, 4, size=160, n_cells=5, along_z=along_z)
+    assert frames.shape == (4, 160, 160, 3) and frames.dtype == np.float32
+    assert masks.shape == (4, 160, 160) and masks.dtype == bool
+    assert 0.0 <= frames.min() and frames.max() <= 1.0
+    assert (frames[..., 0] == frames[..., 2]).all(), "grey replicated to RGB"
+    assert masks[0].any()
+    # the target nucleus is brighter than the background (the median pixel)
+    assert frames[0, ..., 0][masks[0]].mean() > np.median(frames[0, ..., 0]) + 0.05
+    # the same seed gives the same clip
+    again, again_masks = synthetic_nuclei(np.random.default_rng(7), 4, size=160, n_cells=5, along_z=along_z)
+    assert np.array_equal(again, frames) and np.array_equal(again_masks, masks)

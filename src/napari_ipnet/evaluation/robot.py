@@ -9,7 +9,11 @@ corrects the prediction. For every label ``k`` (background 0 included):
    opened region is not empty (no opening once the radius is 1 px or less);
 3. medial-axis skeleton (:func:`skimage.morphology.medial_axis`, fixed tie-break seed);
 4. for every 8-connected skeleton component with at least ``min_nodes`` pixels, the
-   longest path of its spanning tree (two farthest-node passes), drawn as a polyline.
+   longest path of its spanning tree (two farthest-node passes), drawn as a polyline;
+5. this project's addition: when no component is long enough (the medial axis of a
+   disk or of a nearly round cell is a single point), a straight stroke along the
+   opened region's principal axis (:func:`axis_stroke`), so that a round object still
+   gets a scribble instead of none.
 
 The output is a DAVIS scribble dict for that one frame, in this project's normalised
 coordinates ``(x / (W - 1), y / (H - 1))``: :func:`napari_ipnet.scribbles.rasterize_path`
@@ -112,6 +116,48 @@ def longest_path(coords: np.ndarray) -> np.ndarray:
     return coords[np.asarray(path[::-1])]
 
 
+def axis_stroke(region: np.ndarray, min_nodes: int = 4) -> np.ndarray | None:
+    """A straight stroke through a blob whose skeleton is too short to draw.
+
+    The medial axis of a disk (or of a nearly round cell) is one point, which the
+    ``min_nodes`` rule drops, so the robot would draw nothing at all on a round object.
+    A person draws a line through its middle instead: this is the region's principal
+    axis through its centroid, over the middle half of its extent, as 8-connected
+    pixels inside the region (the longest inside run). ``None`` when the region is
+    smaller than ``min_nodes`` pixels along that axis.
+    """
+    pts = np.argwhere(np.asarray(region, bool)).astype(np.float64)
+    if len(pts) < min_nodes:
+        return None
+    centre = pts.mean(axis=0)
+    cov = np.cov((pts - centre).T) if len(pts) > 1 else np.eye(2)
+    vals, vecs = np.linalg.eigh(cov + 1e-9 * np.eye(2))
+    axis = vecs[:, int(np.argmax(vals))]
+    if axis[1] < 0 or (axis[1] == 0 and axis[0] < 0):  # a fixed orientation: left to right
+        axis = -axis
+    extent = (pts - centre) @ axis
+    half = 0.5 * float(extent.max() - extent.min()) / 2.0
+    steps = np.arange(-half, half + 0.25, 0.5)
+    line = np.rint(centre + steps[:, None] * axis).astype(int)
+    keep = np.concatenate([[True], np.any(line[1:] != line[:-1], axis=1)])
+    line = line[keep]
+    h, w = region.shape
+    ok = (line[:, 0] >= 0) & (line[:, 0] < h) & (line[:, 1] >= 0) & (line[:, 1] < w)
+    inside = np.zeros(len(line), bool)
+    inside[ok] = np.asarray(region, bool)[line[ok, 0], line[ok, 1]]
+    # the longest run of consecutive pixels inside the region
+    best, run_start = (0, 0), None
+    for i, v in enumerate(np.append(inside, False)):
+        if v and run_start is None:
+            run_start = i
+        elif not v and run_start is not None:
+            if i - run_start > best[1] - best[0]:
+                best = (run_start, i)
+            run_start = None
+    path = line[best[0] : best[1]]
+    return path if len(path) >= min_nodes else None
+
+
 def _compress(path: np.ndarray) -> np.ndarray:
     """Drop the inner points of straight runs (same step repeated): a line drawn between
     the kept points visits exactly the dropped pixels again."""
@@ -183,7 +229,8 @@ class ScribbleRobot:
 
     def paths(self, error: np.ndarray) -> list[np.ndarray]:
         """Polylines (row, col) of the scribbles correcting one error region."""
-        skel = self.skeleton(self.open_region(error))
+        region = self.open_region(error)
+        skel = self.skeleton(region)
         if not skel.any():
             return []
         comp, n = ndimage.label(skel, structure=_EIGHT)
@@ -197,6 +244,8 @@ class ScribbleRobot:
             local = np.argwhere(comp[sl] == i)
             path = longest_path(local) + np.array([sl[0].start, sl[1].start])
             out.append(path)
+        if not out:  # a round blob: its medial axis shrinks to a point
+            out = [p for p in [axis_stroke(region, self.min_nodes)] if p is not None]
         # fixed order: by first pixel (row, col)
         out.sort(key=lambda p: (int(p[0, 0]), int(p[0, 1])))
         return out

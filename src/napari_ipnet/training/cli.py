@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     parser.add_argument("--hours", type=float, default=None, help="stop (with a checkpoint) after this many hours")
     parser.add_argument("--val-every", type=int, default=250)
-    parser.add_argument("--roi", type=int, default=256, help="ROI size used in training (inference uses 256)")
+    parser.add_argument("--roi", type=int, default=256, help="ROI size (the exported model runs at this size)")
     parser.add_argument("--export", type=Path, default=None, help="write the final model as safetensors here")
 
 
@@ -45,8 +45,9 @@ def run(args: argparse.Namespace) -> int:
                          mix=(1.0, 0, 0, 0))
         val_clips = [vs.sample() for _ in range(8)] if vs.data else None
         cells = np.random.default_rng(4242)
-        from .data import synthetic_cells
+        from .data import synthetic_cells, synthetic_nuclei
         val_clips = (val_clips or []) + [synthetic_cells(cells, 5) for _ in range(4)]
+        val_clips += [synthetic_nuclei(cells, 5) for _ in range(4)]
     ckpt = train(args.out, sampler, val_clips, cfg, device=args.device,
                  time_limit=args.hours * 3600 if args.hours else None)
     if args.export:

@@ -3,11 +3,16 @@
 Every source yields short clips ``(frames, masks)``: frames float32 (n, H, W, 3) in
 [0, 1], masks bool (n, H, W) of one object. Generated clips are
 
+- *DAVIS clips*, half of them with a distractor: another sequence's object pasted in,
+  moving, in front of or behind the target (it is not the target);
 - *pasted*: an object cut from a still frame moves (random affine) over another
-  frame used as a background;
+  frame used as a background (whose own object is then a distractor);
 - *warped*: a still frame and its mask move together (random affine + elastic);
 - *cells*: a fluorescence-like time-lapse (bright cells with texture, noise, blur,
-  drift, touching neighbours) and one target cell.
+  drift, touching neighbours) and one target cell;
+- *nuclei*: stained nuclei closer to real ones (irregular outlines, punctate foci,
+  nucleoli, dim and touching neighbours, shot noise), as a time-lapse or as a focal
+  series along z.
 """
 
 from __future__ import annotations
@@ -72,7 +77,7 @@ class ClipSampler:
     """Draws training clips of ``n`` frames from DAVIS sequences and generators."""
 
     def __init__(self, davis_root: Path | None, sequences: list[str], n_frames: int = 3, seed: int = 0,
-                 mix=(0.45, 0.2, 0.1, 0.25)) -> None:
+                 mix=(0.35, 0.25, 0.1, 0.3), nuclei_share: float = 0.7, distractor_prob: float = 0.5) -> None:
         self.rng = np.random.default_rng(seed)
         self.n = n_frames
         self.data = []
@@ -85,6 +90,8 @@ class ClipSampler:
         if not self.data:
             weights[:3] = 0  # only generated cells without DAVIS
         self.mix = weights / weights.sum()
+        self.nuclei_share = float(nuclei_share)
+        self.distractor_prob = float(distractor_prob)
 
     # -- sources ------------------------------------------------------------------
     def _davis_clip(self):
@@ -101,7 +108,48 @@ class ClipSampler:
         m = masks[idx]
         if rng.random() < 0.5:
             f, m = f[:, :, ::-1], m[:, :, ::-1]
-        return np.ascontiguousarray(f), np.ascontiguousarray(m)
+        f, m = np.ascontiguousarray(f), np.ascontiguousarray(m)
+        if rng.random() < self.distractor_prob:
+            f, m = self._add_distractor(f, m)
+        return f, m
+
+    def _add_distractor(self, frames, masks):
+        """Paste another object, moving, into the clip: it is not the target.
+
+        DAVIS-2016 has one salient object per sequence, so a model trained on it alone
+        learns to segment whatever is salient and to ignore the scribbles. A second,
+        equally salient object that must stay background teaches it to follow them.
+        In front of the target half of the time (occluding it), behind it otherwise.
+        """
+        rng = self.rng
+        obj, omask = self._still()
+        h, w = masks.shape[1:]
+        if obj.shape[:2] != (h, w):
+            return frames, masks
+        # shrink and move the object to a random place, then let it drift
+        zoom = rng.uniform(0.35, 0.9)
+        ys, xs = np.nonzero(omask)
+        if len(ys) == 0:
+            return frames, masks
+        oy, ox = ys.mean(), xs.mean()
+        ty, tx = rng.uniform(0.15, 0.85) * h, rng.uniform(0.15, 0.85) * w
+        vy, vx = rng.normal(0, 0.03, 2) * (h, w)
+        in_front = rng.random() < 0.5
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        out_f, out_m = frames.copy(), masks.copy()
+        for i in range(len(frames)):
+            cy, cx = ty + i * vy, tx + i * vx
+            coords = np.stack([(yy - cy) / zoom + oy, (xx - cx) / zoom + ox])
+            d = _warp(omask.astype(np.float32), coords, 1) > 0.5
+            if not in_front:
+                d &= ~masks[i]
+            if not d.any():
+                continue
+            o = _warp(obj, coords, 1)
+            alpha = ndimage.gaussian_filter(d.astype(np.float32), 0.7)[..., None]
+            out_f[i] = np.clip(alpha * o + (1 - alpha) * out_f[i], 0, 1)
+            out_m[i] = masks[i] & ~d
+        return out_f, out_m
 
     def _still(self):
         _, frames, masks, valid = self.data[self.rng.integers(len(self.data))]
@@ -136,6 +184,8 @@ class ClipSampler:
         return np.stack(fs), np.stack(ms)
 
     def _cells_clip(self):
+        if self.rng.random() < self.nuclei_share:
+            return synthetic_nuclei(self.rng, self.n)
         return synthetic_cells(self.rng, self.n)
 
     def sample(self):
@@ -189,3 +239,123 @@ def synthetic_cells(rng, n_frames: int, size: int | None = None, n_cells: int | 
         frames.append(np.repeat(img[..., None], 3, -1).astype(np.float32))
         masks.append(label == target + 1)
     return np.stack(frames), np.stack(masks)
+
+
+def _smooth_noise(rng, shape, sigma: float) -> np.ndarray:
+    """Gaussian-filtered white noise with unit standard deviation."""
+    n = ndimage.gaussian_filter(rng.normal(size=shape).astype(np.float32), sigma)
+    return n / (n.std() + 1e-6)
+
+
+def synthetic_nuclei(rng, n_frames: int, size: int | None = None, n_cells: int | None = None,
+                     along_z: bool | None = None):
+    """A fluorescence-nuclei clip: irregular, textured nuclei, some dim, many touching.
+
+    Closer to real stained nuclei than :func:`synthetic_cells`: star-convex outlines,
+    a mid-grey body with bright punctate foci and dark nucleoli (texture that moves
+    with the nucleus), neighbours that touch and split the contact zone, shot-like
+    noise, and one intensity range for the whole clip (as :class:`FrameSource` does).
+    With ``along_z`` the clip is a focal series instead of a time series: nuclei grow
+    or shrink, blur and dim from frame to frame.
+
+    Returns frames (n, H, W, 3) float32 in [0, 1] and the mask of one target nucleus.
+    """
+    h = int(size or rng.integers(224, 400))
+    w = int(size or rng.integers(224, 400))
+    k = int(n_cells or rng.integers(3, 12))
+    z_mode = bool(rng.random() < 0.35) if along_z is None else bool(along_z)
+    r_mean = rng.uniform(16, 46)
+    radius = r_mean * rng.uniform(0.75, 1.25, size=(k, 2))
+    # place centres so that some nuclei touch: each new one near an earlier one half the time
+    pos = np.zeros((k, 2))
+    pos[0] = rng.uniform(0.3, 0.7, 2) * (h, w)
+    for i in range(1, k):
+        if rng.random() < 0.5:
+            j = int(rng.integers(i))
+            a = rng.uniform(0, 2 * np.pi)
+            d = (radius[i].mean() + radius[j].mean()) * rng.uniform(0.8, 1.05)
+            pos[i] = pos[j] + d * np.array([np.sin(a), np.cos(a)])
+        else:
+            pos[i] = rng.uniform(0.05, 0.95, 2) * (h, w)
+    angle = rng.uniform(0, np.pi, k)
+    harm = rng.normal(0, 0.035, size=(k, 4, 2)) / np.arange(1, 5)[None, :, None] ** 0.5  # outline harmonics 2..5 (cos, sin)
+    body = rng.uniform(0.15, 1.0, k) ** 1.5
+    foci = rng.uniform(0.0, 2.0, k)
+    vel = rng.normal(0, 2.0, size=(k, 2))
+    spin = rng.normal(0, 0.04, k)
+    # a texture field per nucleus, sampled in nucleus-local coordinates
+    tex_side = 96
+    speck = [_smooth_noise(rng, (tex_side, tex_side), rng.uniform(0.7, 1.4)) for _ in range(k)]
+    coarse = [_smooth_noise(rng, (tex_side, tex_side), 6.0) for _ in range(k)]
+    nucleoli = []
+    for _ in range(k):
+        spots = []
+        for _ in range(int(rng.integers(0, 4))):
+            spots.append((rng.uniform(-0.5, 0.5), rng.uniform(-0.5, 0.5), rng.uniform(0.12, 0.3)))
+        nucleoli.append(spots)
+    target = int(rng.integers(k))
+    if z_mode:  # a focal series: the target's plane of focus somewhere in or beyond the clip
+        focus = rng.uniform(-0.5, 1.5) * (n_frames - 1)
+        z_scale = rng.uniform(0.08, 0.25)
+    bg = rng.uniform(0.01, 0.08)
+    gain = rng.uniform(20, 200)  # photons at intensity 1: sets the shot noise
+    read = rng.uniform(0.002, 0.02)
+    blur0 = rng.uniform(0.5, 1.5)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    frames, masks = [], []
+    for t in range(n_frames):
+        img = np.full((h, w), bg, np.float32)
+        best = np.full((h, w), np.inf, np.float32)  # normalised radius of the owning nucleus
+        label = np.zeros((h, w), np.int32)
+        if z_mode:
+            dz = (t - focus) * z_scale
+            size_f = max(0.25, float(np.sqrt(max(1.0 - dz * dz, 0.0625))))
+            dim = float(np.exp(-2.0 * dz * dz))
+            blur = blur0 + 4.0 * abs(dz)
+        else:
+            size_f, dim, blur = 1.0, 1.0, blur0
+        for i in range(k):
+            cy, cx = pos[i] + t * vel[i]
+            th = angle[i] + spin[i] * t
+            ca, sa = np.cos(th), np.sin(th)
+            ry, rx = radius[i] * size_f
+            reach = max(ry, rx) * 1.5
+            y0, y1 = int(max(cy - reach, 0)), int(min(cy + reach + 1, h))
+            x0, x1 = int(max(cx - reach, 0)), int(min(cx + reach + 1, w))
+            if y1 <= y0 or x1 <= x0:
+                continue
+            dy, dx = yy[y0:y1, x0:x1] - cy, xx[y0:y1, x0:x1] - cx
+            u = (ca * dy + sa * dx) / ry
+            v = (-sa * dy + ca * dx) / rx
+            phi = np.arctan2(u, v)
+            outline = 1.0 + sum(harm[i, j, 0] * np.cos((j + 2) * phi) + harm[i, j, 1] * np.sin((j + 2) * phi)
+                                for j in range(4))
+            r = np.sqrt(u * u + v * v) / outline
+            inside = r <= 1.0
+            own = inside & (r < best[y0:y1, x0:x1])
+            best[y0:y1, x0:x1][own] = r[own]
+            label[y0:y1, x0:x1][own] = i + 1
+            # texture in local coordinates (moves and turns with the nucleus)
+            tu = np.clip((u + 1.5) / 3.0 * (tex_side - 1), 0, tex_side - 1)
+            tv = np.clip((v + 1.5) / 3.0 * (tex_side - 1), 0, tex_side - 1)
+            s = ndimage.map_coordinates(speck[i], [tu, tv], order=1)
+            c = ndimage.map_coordinates(coarse[i], [tu, tv], order=1)
+            val = body[i] * (1.0 + 0.2 * c) * (0.9 + 0.25 * np.sqrt(np.clip(r, 0, 1)))
+            val = val + body[i] * foci[i] * np.clip(s - rng.uniform(0.5, 1.2), 0, None)
+            for ny, nx, nr in nucleoli[i]:
+                d2 = ((u - ny) ** 2 + (v - nx) ** 2) / (nr * nr)
+                val = val * (1.0 - 0.6 * np.exp(-d2))
+            # soft edge
+            edge = np.clip((1.0 - r) * max(ry, rx) / 1.5, 0, 1)
+            val = val * edge * dim
+            sub = img[y0:y1, x0:x1]
+            np.maximum(sub, bg + val, out=sub)
+        img = ndimage.gaussian_filter(img, blur)
+        img = rng.poisson(np.clip(img, 0, None) * gain).astype(np.float32) / gain
+        img = img + rng.normal(0, read, img.shape).astype(np.float32)
+        frames.append(img)
+        masks.append(label == target + 1)
+    stack = np.stack(frames)
+    lo, hi = np.percentile(stack, [0.5, 99.8])
+    stack = np.clip((stack - lo) / max(hi - lo, 1e-6), 0, 1).astype(np.float32)
+    return np.repeat(stack[..., None], 3, -1), np.stack(masks)
