@@ -1,10 +1,10 @@
 """Sample sequences, built from images that ship inside installed packages (no download).
 
-- :func:`make_colour_sequence`: an RGB video: a horse-shaped object with cat-fur
-  texture walks over a slowly panning coffee-table background, and a shaded ball
-  crosses it, passing in front (occlusion). Built from scikit-image's bundled
-  ``coffee.png``, ``chelsea.png`` and ``horse.png`` (files inside the skimage wheel,
-  read directly, never fetched).
+- :func:`make_colour_sequence`: an RGB video: a chestnut horse (a silhouette with
+  cat-fur texture) walks across a slowly panning meadow, and a shaded ball crosses it,
+  passing in front (occlusion). Built from scikit-image's bundled ``grass.png``,
+  ``chelsea.png`` and ``horse.png`` (files inside the skimage wheel, read directly,
+  never fetched).
 - :func:`make_cell_timelapse`: a microscopy-like uint16 time-lapse: textured cells
   that drift, one of which divides, on an uneven background with shot and read noise.
 
@@ -44,30 +44,47 @@ def _resize(img: np.ndarray, shape: tuple[int, int], order: int = 1) -> np.ndarr
     return out.astype(img.dtype) if order == 0 else out
 
 
+def _meadow(height: int, width: int) -> np.ndarray:
+    """A float RGB landscape: pale sky over a grass field (scikit-image's grass texture)."""
+    grass = _skimage_file("grass.png").astype(np.float32) / 255.0
+    grass = _resize(grass, (height, width))
+    horizon = int(height * 0.3)
+    rows = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None]
+    # grass: darker and more saturated towards the viewer
+    depth = np.clip((rows - 0.3) / 0.7, 0, 1)
+    g = 0.55 + 0.45 * grass
+    field = np.stack([(70 - 25 * depth) * g, (150 - 35 * depth) * g, (45 - 15 * depth) * g], axis=-1)
+    sky = np.stack([np.full_like(rows, 170.0), 200 + 20 * rows, np.full_like(rows, 235.0)], axis=-1)
+    sky = np.broadcast_to(sky, (height, width, 3))
+    out = field.copy()
+    out[:horizon] = sky[:horizon]
+    return out
+
+
 def make_colour_sequence(n_frames: int = COLOUR_SHAPE[0], height: int = COLOUR_SHAPE[1], width: int = COLOUR_SHAPE[2]):
     """RGB frames (T, H, W, 3) uint8 and labels (T, H, W) uint8 (1 horse, 2 ball)."""
-    coffee = _skimage_file("coffee.png")[..., :3].astype(np.float32)
     fur = _skimage_file("chelsea.png")[..., :3].astype(np.float32)
     horse = ~_skimage_file("horse.png").astype(bool)  # the file is white background
     if horse.ndim == 3:
         horse = ~(_skimage_file("horse.png")[..., 0] > 127)
 
-    # background: a window panning across the coffee image
+    # background: a window panning across a meadow
     bg_h = int(height * 1.15)
     bg_w = int(width * 1.3)
-    bg = _resize(coffee, (bg_h, bg_w))
-    # horse: ~45% of the frame height, textured with cat fur
+    bg = _meadow(bg_h, bg_w)
+    # horse: ~45% of the frame height, a chestnut coat with cat-fur texture
     hh = int(height * 0.45)
     hw = int(round(hh * horse.shape[1] / horse.shape[0]))
     hmask = _resize(horse.astype(np.float32), (hh, hw)) > 0.5
-    tex = _resize(fur[0:90, 110:370], (hh, hw))  # forehead fur, no eyes
-    # ball: shaded orange disk with a highlight
+    lum = _resize(fur[0:90, 110:370].mean(axis=-1), (hh, hw)) / 255.0  # forehead fur, no eyes
+    tex = (0.5 + 0.7 * lum)[..., None] * np.array([150.0, 80.0, 40.0], np.float32)
+    # ball: shaded blue disk with a highlight
     r = max(6, int(height * 0.12))
     yy, xx = np.mgrid[-r : r + 1, -r : r + 1].astype(np.float32)
     dist = np.sqrt(yy**2 + xx**2)
     bmask = dist <= r
     shade = np.clip(1.0 - 0.6 * (np.sqrt((yy + r / 3) ** 2 + (xx + r / 3) ** 2) / (1.6 * r)), 0.2, 1.0)
-    ball = np.stack([235 * shade, 120 * shade, 40 * shade], axis=-1)
+    ball = np.stack([40 * shade, 110 * shade, 235 * shade], axis=-1)
     ball += (np.exp(-((yy + r / 2.5) ** 2 + (xx + r / 2.5) ** 2) / (0.08 * r * r)) * 120)[..., None]
 
     frames = np.zeros((n_frames, height, width, 3), np.uint8)
