@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from napari_ipnet.training.data import ClipSampler, synthetic_cells, synthetic_nuclei
-from napari_ipnet.training.loop import TrainConfig, export, run_episode, train
+from napari_ipnet.training.loop import TrainConfig, export, lr_scale, run_episode, train
 from napari_ipnet.training.simulate import simulate_scribbles
 from napari_ipnet.weights import load_model
 
@@ -95,6 +95,21 @@ def test_resume_continues_from_checkpoint(tmp_path):
     assert state["step"] == 4
     with open(tmp_path / "log.csv") as fh:
         assert [int(r["step"]) for r in csv.DictReader(fh)] == [1, 2, 3, 4]
+    # a resumed run can end with a learning-rate decay: the last step ran at a lower rate
+    cfg6 = TrainConfig(steps=6, batch=1, frames=2, rounds=1, checkpoint_every=1, val_every=1000, roi_size=64,
+                       decay_steps=2)
+    train(tmp_path, sampler, None, cfg6, device="cpu", log=lambda *_: None)
+    state = torch.load(tmp_path / "last.pt", map_location="cpu", weights_only=True)
+    lrs = [g["lr"] for g in state["optimizer"]["param_groups"]]
+    assert lrs == pytest.approx([cfg6.encoder_lr * 0.55, cfg6.lr * 0.55])  # step 5 of 6: halfway down
+
+
+def test_learning_rate_decay_schedule():
+    cfg = TrainConfig(steps=100, decay_steps=20)
+    assert lr_scale(0, cfg) == 1.0 and lr_scale(80, cfg) == 1.0
+    assert lr_scale(90, cfg) == pytest.approx(0.55)
+    assert lr_scale(100, cfg) == pytest.approx(0.1)
+    assert lr_scale(50, TrainConfig(steps=100)) == 1.0
 
 
 def test_sampler_without_davis_generates_cells():

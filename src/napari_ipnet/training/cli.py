@@ -15,6 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", type=int, default=3, help="frames per training clip")
     parser.add_argument("--rounds", type=int, default=2, help="simulated interaction rounds per clip")
     parser.add_argument("--lr", type=float, default=2e-4)
+    parser.add_argument("--decay-steps", type=int, default=0,
+                        help="decay the learning rate linearly to a tenth over the last N of --steps")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
@@ -37,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
     seqs = [s for s in list_sequences(args.davis) if s not in holdout] if args.davis else []
     print(f"training sequences: {len(seqs)}; held out: {','.join(holdout) if args.davis else '-'}")
     cfg = TrainConfig(steps=args.steps, batch=args.batch, frames=args.frames, rounds=args.rounds,
-                      lr=args.lr, encoder_lr=args.lr / 2, seed=args.seed, val_every=args.val_every, roi_size=args.roi)
+                      lr=args.lr, encoder_lr=args.lr / 2, seed=args.seed, val_every=args.val_every, roi_size=args.roi,
+                      decay_steps=args.decay_steps)
     sampler = ClipSampler(args.davis, seqs, n_frames=args.frames, seed=args.seed)
     val_clips = None
     if args.davis:

@@ -40,6 +40,17 @@ class TrainConfig:
     checkpoint_every: int = 50
     val_every: int = 250
     roi_size: int = ROI_SIZE
+    decay_steps: int = 0
+
+
+def lr_scale(step: int, cfg: TrainConfig) -> float:
+    """Learning-rate factor: 1, then a linear decay to 0.1 over the last ``decay_steps``."""
+    if cfg.decay_steps <= 0:
+        return 1.0
+    start = cfg.steps - cfg.decay_steps
+    if step < start:
+        return 1.0
+    return 1.0 - 0.9 * min(1.0, (step - start) / cfg.decay_steps)
 
 
 def seg_loss(logits: torch.Tensor, aux: list[torch.Tensor], target: torch.Tensor) -> torch.Tensor:
@@ -243,6 +254,9 @@ def train(
             with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
                 loss, ious = run_episode(model, clips, rng, cfg.rounds, dev, cfg.roi_size)
             optimizer.zero_grad(set_to_none=True)
+            scale = lr_scale(step, cfg)
+            for group, base in zip(optimizer.param_groups, (cfg.encoder_lr, cfg.lr)):
+                group["lr"] = base * scale
             if scaler is not None:
                 scaler.scale(loss).backward()
                 scaler.unscale_(optimizer)
