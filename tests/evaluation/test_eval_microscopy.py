@@ -120,3 +120,43 @@ def test_cli_tiff(tiffs, tmp_path, monkeypatch):
     assert s["overall"]["n_objects"] == 2
     for name in names:
         assert len(s["sequences"][name]["rounds"]) == 2
+
+
+def test_link_by_overlap_repairs_ids_that_jump_between_cells():
+    from napari_ipnet.evaluation.datasets import link_by_overlap
+
+    lab = np.zeros((4, 40, 60), np.uint16)
+    for t in range(4):
+        lab[t, 5:15, 5 + 2 * t : 15 + 2 * t] = 3  # cell A drifts right
+        lab[t, 25:35, 35:45] = 5  # cell B stays
+    two = lab[2].copy()
+    lab[2][two == 3], lab[2][two == 5] = 5, 3  # ids swapped in slice 2
+    lab[3, 25:35, 35:45] = 8  # and B renamed in slice 3
+    linked = link_by_overlap(lab)
+    a = linked[:, 10, 12]
+    b = linked[:, 30, 40]
+    assert (a == a[0]).all() and (b == b[0]).all(), (a, b)
+    assert a[0] == 3 and b[0] == 5  # tracks keep the ids of their first slice
+    assert ((linked > 0) == (lab > 0)).all()
+    # consistent ids come back unchanged
+    _, good = _stacks()
+    assert np.array_equal(link_by_overlap(good[:, 1]), good[:, 1])
+    # a new cell whose value is taken by an existing track gets a fresh id
+    new = lab.copy()
+    new[3, 0:4, 50:58] = 5  # value 5 is free in slice 3 but names track B
+    out = link_by_overlap(new)
+    assert out[3, 2, 54] not in (0, 3, 5) and out[3, 10, 12] == 3 and out[3, 30, 40] == 5
+
+
+def test_tiff_units_follow_linked_tracks(tmp_path):
+    img, lab = _stacks()
+    swapped = lab.copy()
+    swapped[3][lab[3] == 5] = 9
+    swapped[3][lab[3] == 9] = 5
+    tifffile.imwrite(tmp_path / "i.tif", img)
+    tifffile.imwrite(tmp_path / "l.tif", swapped)
+    unit = load_tiff_units(tmp_path / "i.tif", tmp_path / "l.tif", axis="t", z=1, objects=[5])[0]
+    assert np.array_equal(unit.gt, (lab[:, 1] == 5).astype(np.uint8))
+    assert unit.meta["linked_by_overlap"]
+    raw = load_tiff_units(tmp_path / "i.tif", tmp_path / "l.tif", axis="t", z=1, objects=[5], link=False)[0]
+    assert not np.array_equal(raw.gt, unit.gt)

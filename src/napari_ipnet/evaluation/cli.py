@@ -60,6 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--objects", type=_int_list, default=None, help="comma-separated label ids to evaluate")
     t.add_argument("--max-objects", type=int, default=3,
                    help="without --objects: the N ids present in most slices (default 3)")
+    t.add_argument("--keep-ids", action="store_true",
+                   help="trust the label ids through the slices (default: link objects by overlap, "
+                        "since stored ids often jump between cells)")
     o = parser.add_argument_group("output")
     o.add_argument("--out", default=None, help="write the summary as JSON")
     o.add_argument("--plot", default=None, help="write J versus round and versus time as PNG")
@@ -102,8 +105,10 @@ def _units(args):
         raise ValueError("an image stack needs its label stack: add --labels LABELS.tif")
     if args.sequences:
         raise ValueError("--sequences is for DAVIS folders")
-    units = load_tiff_units(src, args.labels, args.axis, args.z, args.t, args.objects, args.max_objects)
-    return units, {"source": str(src), "labels": str(args.labels), "format": "tiff", "axis": args.axis}
+    link = not getattr(args, "keep_ids", False)
+    units = load_tiff_units(src, args.labels, args.axis, args.z, args.t, args.objects, args.max_objects, link=link)
+    return units, {"source": str(src), "labels": str(args.labels), "format": "tiff", "axis": args.axis,
+                   "ids": "linked by overlap" if link else "as stored"}
 
 
 def run(args) -> int:

@@ -10,8 +10,9 @@ Object ids are the unique non-zero values of the annotations (255 is void in pal
 PNGs and is not an object). A binary mask stored as 0/255 grayscale is one object.
 
 TIFF stacks: a 4D image is read as (T, Z, Y, X), a 3D image as (N, Y, X) along the
-chosen axis. Each chosen object becomes its own single-object unit: its mask through
-the stack (label value == id) is the ground truth.
+chosen axis. The label ids are linked by overlap from slice to slice first (stored ids
+are often not consistent through time), unless told to keep them. Each chosen object
+becomes its own single-object unit: its mask through the stack is the ground truth.
 """
 
 from __future__ import annotations
@@ -180,6 +181,62 @@ def choose_objects(labels: np.ndarray, objects: Sequence[int] | None = None, max
     return [k for _, _, k in sorted(stats)[: int(max_objects)]]
 
 
+def link_by_overlap(labels: np.ndarray, min_iou: float = 0.2) -> np.ndarray:
+    """Relabel (N, H, W) instance labels so that an object keeps one id through the slices.
+
+    Label ids of automatic or reference segmentations are often not consistent from
+    slice to slice (the same value names another cell a few frames later). Each object
+    of slice ``n`` takes the track id of the object of slice ``n - 1`` it overlaps most
+    (intersection over union at least ``min_iou``, greedy, best pairs first); an
+    unmatched object starts a new track, named by its own label value when that value
+    is still free. A stack whose ids are already consistent comes back unchanged.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 3:
+        raise ValueError(f"expected (N, H, W) labels, got shape {labels.shape}")
+    out = np.zeros(labels.shape, np.int64)
+    used: set[int] = set()
+    next_id = int(labels.max()) + 1
+    for n in range(len(labels)):
+        cur = labels[n].astype(np.int64)
+        ids = [int(i) for i in np.unique(cur) if i != 0]
+        mapping: dict[int, int] = {}
+        if n > 0 and ids:
+            prev = out[n - 1]
+            both = (cur > 0) & (prev > 0)
+            if both.any():
+                pairs, inter = np.unique(np.stack([cur[both], prev[both]]), axis=1, return_counts=True)
+                area_cur = dict(zip(*np.unique(cur[cur > 0], return_counts=True)))
+                area_prev = dict(zip(*np.unique(prev[prev > 0], return_counts=True)))
+                scored = []
+                for (a, b), i in zip(pairs.T, inter):
+                    iou = i / (area_cur[a] + area_prev[b] - i)
+                    if iou >= min_iou:
+                        scored.append((-iou, int(a), int(b)))
+                taken: set[int] = set()
+                for _, a, b in sorted(scored):
+                    if a not in mapping and b not in taken:
+                        mapping[a] = b
+                        taken.add(b)
+        for a in ids:
+            if a not in mapping:
+                if a in used:
+                    mapping[a] = next_id
+                    next_id += 1
+                else:
+                    mapping[a] = a
+            used.add(mapping[a])
+        if ids:
+            lut_keys = np.array(list(mapping), np.int64)
+            lut_vals = np.array([mapping[k] for k in lut_keys], np.int64)
+            order = np.argsort(lut_keys)
+            idx = np.searchsorted(lut_keys[order], cur)
+            idx = np.clip(idx, 0, len(lut_keys) - 1)
+            hit = lut_keys[order][idx] == cur
+            out[n] = np.where(hit & (cur > 0), lut_vals[order][idx], 0)
+    return out
+
+
 def load_tiff_units(
     image: str | Path,
     labels: str | Path,
@@ -188,8 +245,13 @@ def load_tiff_units(
     t: int | None = None,
     objects: Sequence[int] | None = None,
     max_objects: int = 3,
+    link: bool = True,
 ) -> list[EvalSequence]:
-    """One single-object unit per chosen object of a TIFF image / label stack pair."""
+    """One single-object unit per chosen object of a TIFF image / label stack pair.
+
+    With ``link`` (the default) the label ids are first made consistent through the
+    slices by :func:`link_by_overlap`; ``link=False`` trusts the ids as stored.
+    """
     img = _read_tiff(image)
     lab = _read_tiff(labels)
     if img.shape[: lab.ndim] != lab.shape or img.ndim > lab.ndim + 1:
@@ -198,6 +260,8 @@ def load_tiff_units(
         raise ValueError(f"image {img.shape} has an extra last axis that is not 1, 3 or 4 channels")
     frames, where = slice_stack(img, axis, z, t, ndim=lab.ndim)
     gt_all, _ = slice_stack(lab, axis, z, t)
+    if link:
+        gt_all = link_by_overlap(gt_all)
     chosen = choose_objects(gt_all, objects, max_objects)
     if not chosen:
         raise ValueError("the chosen plane of the label stack has no object")
@@ -209,7 +273,7 @@ def load_tiff_units(
             EvalSequence(
                 name=f"{stem}:{axis}-axis:{where}:obj{k}", frames=frames, gt=gt, objects=[1],
                 meta={"source": "tiff", "image": str(image), "labels": str(labels), "axis": axis,
-                      "plane": where, "object": int(k)},
+                      "plane": where, "object": int(k), "linked_by_overlap": bool(link)},
             )
         )
     return units
