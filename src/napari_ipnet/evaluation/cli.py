@@ -105,7 +105,7 @@ def _units(args):
         raise ValueError("an image stack needs its label stack: add --labels LABELS.tif")
     if args.sequences:
         raise ValueError("--sequences is for DAVIS folders")
-    link = not getattr(args, "keep_ids", False)
+    link = not args.keep_ids
     units = load_tiff_units(src, args.labels, args.axis, args.z, args.t, args.objects, args.max_objects, link=link)
     return units, {"source": str(src), "labels": str(args.labels), "format": "tiff", "axis": args.axis,
                    "ids": "linked by overlap" if link else "as stored"}

@@ -194,6 +194,8 @@ def link_by_overlap(labels: np.ndarray, min_iou: float = 0.2) -> np.ndarray:
     labels = np.asarray(labels)
     if labels.ndim != 3:
         raise ValueError(f"expected (N, H, W) labels, got shape {labels.shape}")
+    if labels.size and labels.min() < 0:
+        raise ValueError("label values must be >= 0 (0 is background)")
     out = np.zeros(labels.shape, np.int64)
     used: set[int] = set()
     next_id = int(labels.max()) + 1
@@ -227,13 +229,9 @@ def link_by_overlap(labels: np.ndarray, min_iou: float = 0.2) -> np.ndarray:
                     mapping[a] = a
             used.add(mapping[a])
         if ids:
-            lut_keys = np.array(list(mapping), np.int64)
-            lut_vals = np.array([mapping[k] for k in lut_keys], np.int64)
-            order = np.argsort(lut_keys)
-            idx = np.searchsorted(lut_keys[order], cur)
-            idx = np.clip(idx, 0, len(lut_keys) - 1)
-            hit = lut_keys[order][idx] == cur
-            out[n] = np.where(hit & (cur > 0), lut_vals[order][idx], 0)
+            lut = np.zeros(max(ids) + 1, np.int64)
+            lut[list(mapping)] = list(mapping.values())
+            out[n] = lut[cur]
     return out
 
 
