@@ -7,6 +7,7 @@ import csv
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 
 from napari_ipnet.training.data import ClipSampler, synthetic_cells, synthetic_nuclei
 from napari_ipnet.training.loop import TrainConfig, export, lr_scale, run_episode, train
@@ -135,3 +136,25 @@ def test_synthetic_nuclei_clip(along_z):
     # the same seed gives the same clip
     again, again_masks = synthetic_nuclei(np.random.default_rng(7), 4, size=160, n_cells=5, along_z=along_z)
     assert np.array_equal(again, frames) and np.array_equal(again_masks, masks)
+
+
+def test_distractor_is_pasted_but_never_part_of_the_target():
+    sampler = ClipSampler(None, [], n_frames=3, seed=5)
+    frames = np.full((4, 60, 80, 3), 30, np.uint8)
+    masks = np.zeros((4, 60, 80), bool)
+    masks[:, 20:40, 25:55] = True
+    frames[masks] = 220
+    sampler.data = [("seq", frames, masks, np.arange(4))]
+    clip = frames[:3].astype(np.float32) / 255.0
+    target = masks[:3]
+    changed = 0
+    for _ in range(8):
+        f, m = sampler._add_distractor(clip, target)
+        assert f.shape == clip.shape and m.shape == target.shape
+        assert not (m & ~target).any(), "the distractor never adds to the target"
+        # the visible part of the target is left as it was (up to the soft paste edge)
+        diff = np.abs(f - clip).max(axis=-1) > 0.05
+        core = np.stack([ndimage.binary_erosion(mi, iterations=3) for mi in m])
+        assert not (diff & core).any()
+        changed += int(diff.any())
+    assert changed >= 6, "a distractor is pasted in nearly every clip"
