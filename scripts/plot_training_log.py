@@ -1,9 +1,10 @@
 """Plot a training log (``log.csv`` of ``napari-ipnet train``): loss and validation IoU.
 
-Usage: python scripts/plot_training_log.py LOG.csv OUT.png [STEP ...]
+Usage: python scripts/plot_training_log.py LOG.csv OUT.png [STEP[:LABEL] ...]
 
-Each STEP draws a vertical line where the recipe changed (the run resumed with other data
-or another validation set), since values on the two sides are not comparable.
+Each STEP draws a vertical line where the recipe changed (the run resumed with other data,
+another validation set, or a fresh learning-rate schedule), labelled LABEL (default
+"recipe changed"), since values on the two sides are not comparable.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sys
 import numpy as np
 
 
-def main(log_path: str, out_path: str, marks: list[int] = ()) -> None:
+def main(log_path: str, out_path: str, marks: list[tuple[int, str]] = ()) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -41,16 +42,21 @@ def main(log_path: str, out_path: str, marks: list[int] = ()) -> None:
         b.plot(v[:, 0], v[:, 2], "s-", label="after round 3")
     b.set_xlabel("step")
     b.set_ylabel("validation IoU (simulated episodes)")
-    b.legend()
+    b.legend(loc="upper left")
     b.grid(alpha=0.3)
-    for m in marks:
+    for i, (m, text) in enumerate(marks):
         for ax in (a, b):
             ax.axvline(m, color="k", ls=":", lw=1)
-        b.annotate(" recipe changed", (m, b.get_ylim()[0]), va="bottom", fontsize=8)
+        lo, hi = b.get_ylim()
+        b.annotate(f" {text}", (m, lo + 0.05 * i * (hi - lo)), va="bottom", fontsize=8)
     fig.tight_layout()
     fig.savefig(out_path, dpi=110)
     print(f"wrote {out_path}")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], [int(m) for m in sys.argv[3:]])
+    parsed = []
+    for arg in sys.argv[3:]:
+        step, _, text = arg.partition(":")
+        parsed.append((int(step), text or "recipe changed"))
+    main(sys.argv[1], sys.argv[2], parsed)
