@@ -118,6 +118,25 @@ def test_blend_rule_over_four_rounds(stub_model):
     assert refs == [1.0] * 9 + [2.0] * 4 + [3.5] * 3 + [5.25] * 4
 
 
+def test_first_round_reference_when_fusion_is_off(stub_model):
+    from napari_ipnet.model.networks import ModelConfig
+
+    model = stub_model()
+    model.config = ModelConfig(fuse_references=False)
+    s = Session(frames_of(10), model)
+    run_round(s, model, 5, 0.9, 0.2, feature=1.0)
+    run_round(s, model, 2, 1.0, 0.8, feature=3.0)
+    s.interact(8, scribble())  # a round closed without propagating keeps it too
+    run_round(s, model, 7, 0.7, 0.4, feature=5.0)
+    refs = {float(c["reference"][0].mean()) for c in model.propagation.calls}
+    assert refs == {1.0}  # every round propagates from round 1's reference
+    assert len(model.propagation.SEFA.calls) == 1  # fused once: round 1 (with nothing)
+    # an object whose first round comes later gets its own first reference
+    model.propagation.calls.clear()
+    run_round(s, model, 4, 0.9, 0.3, feature=9.0, object_id=2)
+    assert {float(c["reference"][0].mean()) for c in model.propagation.calls} == {9.0}
+
+
 def test_propagation_inputs(stub_model):
     model = stub_model()
     s = Session(frames_of(10), model)

@@ -393,12 +393,19 @@ class Session:
             )
         t = self._round_frame
         ids = list(self._round_objects)
-        fused = {}
-        for k in ids:
-            state = self._objects[k]
-            with torch.inference_mode():
-                fused[k] = self.model.propagation.SEFA(state.reference, state.fused_reference)
+        fused = {k: self._fused_reference(self._objects[k]) for k in ids}
         return self._propagate(t, ids, fused, self._restores)
+
+    def _fused_reference(self, state: _ObjectState) -> torch.Tensor:
+        """The reference the propagation of ``state``'s current round uses.
+
+        The new round's reference fused with the earlier ones (the paper), or, for a
+        model configured with ``fuse_references=False``, the first round's reference.
+        """
+        if state.fused_reference is not None and not getattr(self.model.config, "fuse_references", True):
+            return state.fused_reference
+        with torch.inference_mode():
+            return self.model.propagation.SEFA(state.reference, state.fused_reference)
 
     def _propagate(
         self, t: int, ids: list[int], fused: dict, restores: int | None = None
@@ -465,8 +472,7 @@ class Session:
             if fused is not None and k in fused:
                 state.fused_reference = fused[k]
             elif state.reference is not None:
-                with torch.inference_mode():
-                    state.fused_reference = self.model.propagation.SEFA(state.reference, state.fused_reference)
+                state.fused_reference = self._fused_reference(state)
             state.reference = None
             state.annotated.add(t)
             state.positive.clear()

@@ -78,6 +78,9 @@ def test_few_steps_reduce_loss_and_checkpoint_loads(tmp_path):
     assert model.config.encoder == "efficientnet_lite0"
     out = export(ckpt, tmp_path / "model.safetensors")
     again = load_model(out, device="cpu")
+    assert again.config.fuse_references is True and again.config.roi_size == 64
+    first_ref = export(ckpt, tmp_path / "first.safetensors", fuse_references=False)
+    assert load_model(first_ref, device="cpu").config.fuse_references is False
     a = dict(model.interaction.named_parameters())
     for k, v in again.interaction.named_parameters():
         torch.testing.assert_close(v, a[k], atol=2e-3, rtol=1e-3)  # stored as float16

@@ -37,6 +37,10 @@ class ModelConfig:
     #: side of the square region of interest the networks see (the paper: 256); a
     #: model runs best at the size it was trained at
     roi_size: int = 256
+    #: fuse each new round's reference with the earlier ones (the paper). False keeps
+    #: the reference of an object's first round: a model whose fusion is undertrained
+    #: propagates better from it (see weights/README.md)
+    fuse_references: bool = True
 
     @classmethod
     def paper(cls) -> ModelConfig:

@@ -24,6 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--val-every", type=int, default=250)
     parser.add_argument("--roi", type=int, default=256, help="ROI size (the exported model runs at this size)")
     parser.add_argument("--export", type=Path, default=None, help="write the final model as safetensors here")
+    parser.add_argument("--first-reference", action="store_true",
+                        help="the exported model propagates from each object's first-round reference "
+                             "instead of fusing every round's (fuse_references=False)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,6 +57,6 @@ def run(args: argparse.Namespace) -> int:
     ckpt = train(args.out, sampler, val_clips, cfg, device=args.device,
                  time_limit=args.hours * 3600 if args.hours else None)
     if args.export:
-        path = export(ckpt, args.export)
+        path = export(ckpt, args.export, fuse_references=not args.first_reference)
         print(f"exported {path}")
     return 0

@@ -302,8 +302,12 @@ def validate(model: IPNetModel, clips: list, cfg: TrainConfig, device) -> list[f
     return list(np.mean(per_round, axis=0))
 
 
-def export(checkpoint: Path, out: Path, metadata: dict | None = None) -> Path:
-    """Write the model of a training checkpoint as the bundled safetensors file."""
+def export(checkpoint: Path, out: Path, metadata: dict | None = None, fuse_references: bool = True) -> Path:
+    """Write the model of a training checkpoint as the bundled safetensors file.
+
+    ``fuse_references`` goes into the model config (see
+    :class:`~napari_ipnet.model.networks.ModelConfig`).
+    """
     from ..weights import load_checkpoint, save_checkpoint
 
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
@@ -311,6 +315,7 @@ def export(checkpoint: Path, out: Path, metadata: dict | None = None) -> Path:
     roi = state.get("train_config", {}).get("roi_size")
     if roi and roi != model.config.roi_size:  # checkpoints of older runs lack the field
         model.config = dataclasses.replace(model.config, roi_size=int(roi))
+    model.config = dataclasses.replace(model.config, fuse_references=bool(fuse_references))
     meta = {"step": state["step"], "train_config": json.dumps(state.get("train_config", {}))}
     meta.update(metadata or {})
     return save_checkpoint(model, out, metadata=meta, half=True)
