@@ -58,12 +58,21 @@ def test_cli_random_model_plumbing(root, tmp_path):
     s = json.loads(out.read_text())
     assert s["protocol"]["model"] == "random" and s["protocol"]["device"] == "cpu"
     assert s["protocol"]["encoder"] == "efficientnet_lite0"
+    assert s["protocol"]["fuse_references"] is True  # the config's default
     rounds = s["sequences"]["tiny"]["rounds"]
     assert len(rounds) == 2
     assert all(0.0 <= r["J"] <= 1.0 and 0.0 <= r["F"] <= 1.0 for r in rounds)
     assert all(r["time_s"] > 0 and r["strokes"] > 0 for r in rounds)
     assert rounds[0]["frame"] == 2  # largest object
     assert png.stat().st_size > 1000
+
+
+def test_cli_reference_fusion_override(root, tmp_path):
+    out = tmp_path / "s.json"
+    rc = cli.main(["evaluate", str(root), "--model", "random", "--device", "cpu", "--rounds", "2",
+                   "--reference-fusion", "off", "--no-f", "--out", str(out), "--quiet"])
+    assert rc == 0
+    assert json.loads(out.read_text())["protocol"]["fuse_references"] is False
 
 
 @pytest.mark.parametrize(

@@ -47,6 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     m.add_argument("--weights-dir", default=None, help="folder of the ipnet-paper checkpoints")
     m.add_argument("--device", default="auto", help="auto | cpu | cuda | mps (default auto)")
     m.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    m.add_argument("--reference-fusion", choices=("model", "on", "off"), default="model",
+                   help="fuse every round's reference (on, the paper) or propagate from each object's "
+                        "first-round reference (off); default: what the model's config says")
     d = parser.add_argument_group("DAVIS folder")
     d.add_argument("--sequences", type=_name_list, default=None, help="comma-separated sequence names (default all)")
     d.add_argument("--resolution", default="480p", help="sub-folder of JPEGImages/Annotations (default 480p)")
@@ -86,6 +89,10 @@ def _model_factory(args):
         from ..weights import load_model
 
         model = load_model(args.model, weights_dir=args.weights_dir, device=args.device)
+    if args.reference_fusion != "model":
+        import dataclasses
+
+        model.config = dataclasses.replace(model.config, fuse_references=args.reference_fusion == "on")
     return (lambda frames: Session(frames, model)), model
 
 
@@ -125,7 +132,7 @@ def run(args) -> int:
         else:
             factory, model = _model_factory(args)
             settings.update(model=str(getattr(model, "name", args.model)), device=str(model.device),
-                            encoder=model.config.encoder)
+                            encoder=model.config.encoder, fuse_references=model.config.fuse_references)
             if args.threads:
                 settings["threads"] = int(args.threads)
         summary = run_protocol(
