@@ -402,7 +402,7 @@ class Session:
         The new round's reference fused with the earlier ones (the paper), or, for a
         model configured with ``fuse_references=False``, the first round's reference.
         """
-        if state.fused_reference is not None and not getattr(self.model.config, "fuse_references", True):
+        if state.fused_reference is not None and not self.model.config.fuse_references:
             return state.fused_reference
         with torch.inference_mode():
             return self.model.propagation.SEFA(state.reference, state.fused_reference)
