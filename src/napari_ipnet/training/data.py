@@ -189,11 +189,16 @@ class ClipSampler:
         return synthetic_cells(self.rng, self.n)
 
     def sample(self):
-        """One clip ``(frames (n, H, W, 3) float32, masks (n, H, W) bool)`` with a visible object."""
+        """One clip ``(frames (n, H, W, 3) float32, masks (n, H, W) bool)``.
+
+        The object is visible in the first frame. Only generated cell clips may lose it
+        later (a nucleus that ends within a z-stack); in the others it stays visible.
+        """
         sources = [self._davis_clip, self._pasted_clip, self._warped_clip, self._cells_clip]
         for _ in range(20):
-            f, m = sources[self.rng.choice(4, p=self.mix)]()
-            if m[0].sum() > 64 and all(mi.sum() > 16 for mi in m):
+            which = self.rng.choice(4, p=self.mix)
+            f, m = sources[which]()
+            if m[0].sum() > 64 and (which == 3 or all(mi.sum() > 16 for mi in m)):
                 return f.astype(np.float32), m
         return f.astype(np.float32), m
 
@@ -248,22 +253,26 @@ def _smooth_noise(rng, shape, sigma: float) -> np.ndarray:
 
 
 def synthetic_nuclei(rng, n_frames: int, size: int | None = None, n_cells: int | None = None,
-                     along_z: bool | None = None):
+                     along_z: bool | None = None, irregular: float | None = None):
     """A fluorescence-nuclei clip: irregular, textured nuclei, some dim, many touching.
 
     Closer to real stained nuclei than :func:`synthetic_cells`: star-convex outlines,
     a mid-grey body with bright punctate foci and dark nucleoli (texture that moves
     with the nucleus), neighbours that touch and split the contact zone, shot-like
     noise, and one intensity range for the whole clip (as :class:`FrameSource` does).
-    With ``along_z`` the clip is a focal series instead of a time series: nuclei grow
-    or shrink, blur and dim from frame to frame.
+    With ``along_z`` the clip is a focal series instead of a time series: each nucleus
+    has its own depth; it grows or shrinks, blurs and dims from plane to plane, and
+    beyond its top or bottom it leaves the mask (the target's mask is then empty)
+    while a faint out-of-focus glow stays in the image, as in real z-stacks.
+    ``irregular`` scales the outline harmonics (kidney-like, lobed nuclei); some
+    nuclei get a dim fold across them, which must not split them.
 
     Returns frames (n, H, W, 3) float32 in [0, 1] and the mask of one target nucleus.
     """
     h = int(size or rng.integers(224, 400))
     w = int(size or rng.integers(224, 400))
     k = int(n_cells or rng.integers(3, 12))
-    z_mode = bool(rng.random() < 0.35) if along_z is None else bool(along_z)
+    z_mode = bool(rng.random() < 0.5) if along_z is None else bool(along_z)
     r_mean = rng.uniform(16, 46)
     radius = r_mean * rng.uniform(0.75, 1.25, size=(k, 2))
     # place centres so that some nuclei touch: each new one near an earlier one half the time
@@ -278,7 +287,11 @@ def synthetic_nuclei(rng, n_frames: int, size: int | None = None, n_cells: int |
         else:
             pos[i] = rng.uniform(0.05, 0.95, 2) * (h, w)
     angle = rng.uniform(0, np.pi, k)
-    harm = rng.normal(0, 0.035, size=(k, 4, 2)) / np.arange(1, 5)[None, :, None] ** 0.5  # outline harmonics 2..5 (cos, sin)
+    shape_scale = rng.uniform(0.5, 3.0, size=(k, 1, 1)) if irregular is None else np.full((k, 1, 1), irregular)
+    harm = shape_scale * rng.normal(0, 0.035, size=(k, 4, 2)) / np.arange(1, 5)[None, :, None] ** 0.5  # harmonics 2..5
+    # a dim fold (a groove across the nucleus) in a third of them: (offset, angle, width, depth)
+    folds = [(rng.uniform(-0.4, 0.4), rng.uniform(0, np.pi), rng.uniform(0.05, 0.15), rng.uniform(0.3, 0.6))
+             if rng.random() < 0.33 else None for _ in range(k)]
     body = rng.uniform(0.15, 1.0, k) ** 1.5
     foci = rng.uniform(0.0, 2.0, k)
     vel = rng.normal(0, 2.0, size=(k, 2))
@@ -294,9 +307,11 @@ def synthetic_nuclei(rng, n_frames: int, size: int | None = None, n_cells: int |
             spots.append((rng.uniform(-0.5, 0.5), rng.uniform(-0.5, 0.5), rng.uniform(0.12, 0.3)))
         nucleoli.append(spots)
     target = int(rng.integers(k))
-    if z_mode:  # a focal series: the target's plane of focus somewhere in or beyond the clip
-        focus = rng.uniform(-0.5, 1.5) * (n_frames - 1)
-        z_scale = rng.uniform(0.08, 0.25)
+    body[target] = max(body[target], 0.25)  # the target is never invisible where it is in the mask
+    if z_mode:  # a focal series: each nucleus' centre plane, the target's in or near the clip
+        z_scale = rng.uniform(0.1, 0.5)  # nucleus half-depths per plane
+        focus = rng.uniform(-0.5, 1.5) * (n_frames - 1) + rng.normal(0, 0.6 / z_scale, k)
+        focus[target] = rng.uniform(-0.3, 1.3) * (n_frames - 1)
     bg = rng.uniform(0.01, 0.08)
     gain = rng.uniform(20, 200)  # photons at intensity 1: sets the shot noise
     read = rng.uniform(0.002, 0.02)
@@ -307,14 +322,19 @@ def synthetic_nuclei(rng, n_frames: int, size: int | None = None, n_cells: int |
         img = np.full((h, w), bg, np.float32)
         best = np.full((h, w), np.inf, np.float32)  # normalised radius of the owning nucleus
         label = np.zeros((h, w), np.int32)
-        if z_mode:
-            dz = (t - focus) * z_scale
-            size_f = max(0.25, float(np.sqrt(max(1.0 - dz * dz, 0.0625))))
-            dim = float(np.exp(-2.0 * dz * dz))
-            blur = blur0 + 4.0 * abs(dz)
-        else:
-            size_f, dim, blur = 1.0, 1.0, blur0
+        blur = blur0
         for i in range(k):
+            if z_mode:
+                # within |dz| < 1 the nucleus shrinks a little and dims but keeps its texture;
+                # beyond, it is out of the mask and only a faint, blurred glow remains
+                dz = abs(float((t - focus[i]) * z_scale))
+                present = dz < 1.0
+                if present:
+                    size_f, dim, blur_i = float(np.sqrt(1.0 - 0.6 * dz * dz)), float(np.exp(-1.2 * dz * dz)), 1.5 * dz
+                else:
+                    size_f, dim, blur_i = 0.65, 0.22 * float(np.exp(-1.5 * (dz - 1.0))), min(4.0 + 3.0 * (dz - 1.0), 7.0)
+            else:
+                present, size_f, dim, blur_i = True, 1.0, 1.0, 0.0
             cy, cx = pos[i] + t * vel[i]
             th = angle[i] + spin[i] * t
             ca, sa = np.cos(th), np.sin(th)
@@ -332,7 +352,7 @@ def synthetic_nuclei(rng, n_frames: int, size: int | None = None, n_cells: int |
                                 for j in range(4))
             r = np.sqrt(u * u + v * v) / outline
             inside = r <= 1.0
-            own = inside & (r < best[y0:y1, x0:x1])
+            own = inside & (r < best[y0:y1, x0:x1]) & present
             best[y0:y1, x0:x1][own] = r[own]
             label[y0:y1, x0:x1][own] = i + 1
             # texture in local coordinates (moves and turns with the nucleus)
@@ -345,9 +365,15 @@ def synthetic_nuclei(rng, n_frames: int, size: int | None = None, n_cells: int |
             for ny, nx, nr in nucleoli[i]:
                 d2 = ((u - ny) ** 2 + (v - nx) ** 2) / (nr * nr)
                 val = val * (1.0 - 0.6 * np.exp(-d2))
+            if folds[i] is not None:
+                off, fa, fw, depth = folds[i]
+                d = (np.cos(fa) * u + np.sin(fa) * v - off) / fw
+                val = val * (1.0 - depth * np.exp(-d * d))
             # soft edge
             edge = np.clip((1.0 - r) * max(ry, rx) / 1.5, 0, 1)
             val = val * edge * dim
+            if blur_i > 0.3:  # out of focus: this nucleus alone is blurred further
+                val = ndimage.gaussian_filter(val, blur_i)
             sub = img[y0:y1, x0:x1]
             np.maximum(sub, bg + val, out=sub)
         img = ndimage.gaussian_filter(img, blur)

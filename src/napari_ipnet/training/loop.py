@@ -82,8 +82,11 @@ def run_episode(model: IPNetModel, clips, rng, rounds: int, device, roi: int = R
     prev = [np.zeros(m.shape, np.float32) for m in gts]
     annotated: set[int] = set()
     fused = None
-    # round 1 on the frame where the object is largest (summed over the batch)
-    a = int(np.argmax(sum(m.reshape(n, -1).sum(1) for m in gts)))
+    # round 1 on the frame where the object is largest (summed over the batch), among the
+    # frames where every clip shows its object (an object may leave a clip)
+    areas = np.stack([m.reshape(n, -1).sum(1) for m in gts])
+    everywhere = (areas > 0).all(axis=0)
+    a = int(np.argmax(np.where(everywhere, areas.sum(0), -1)))
     total = torch.zeros((), device=device)
     ious = []
 
