@@ -311,7 +311,10 @@ def synthetic_nuclei(rng, n_frames: int, size: int | None = None, n_cells: int |
     if z_mode:  # a focal series: each nucleus' centre plane, the target's in or near the clip
         z_scale = rng.uniform(0.1, 0.5)  # nucleus half-depths per plane
         focus = rng.uniform(-0.5, 1.5) * (n_frames - 1) + rng.normal(0, 0.6 / z_scale, k)
-        focus[target] = rng.uniform(-0.3, 1.3) * (n_frames - 1)
+        if rng.random() < 0.5:  # the target ends between two planes of the clip
+            focus[target] = rng.uniform(0.3, max(n_frames - 1.3, 0.6)) - 1.0 / z_scale
+        else:
+            focus[target] = rng.uniform(-0.3, 1.3) * (n_frames - 1)
     bg = rng.uniform(0.01, 0.08)
     gain = rng.uniform(20, 200)  # photons at intensity 1: sets the shot noise
     read = rng.uniform(0.002, 0.02)
