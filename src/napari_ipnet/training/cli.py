@@ -24,6 +24,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--val-every", type=int, default=250)
     parser.add_argument("--roi", type=int, default=256, help="ROI size (the exported model runs at this size)")
     parser.add_argument("--export", type=Path, default=None, help="write the final model as safetensors here")
+    parser.add_argument("--export-base", type=Path, default=None,
+                        help="export base + ALPHA * (trained - base) instead: weight interpolation with an "
+                             "earlier checkpoint (for a fine-tuning run that cost accuracy elsewhere)")
+    parser.add_argument("--export-alpha", type=float, default=0.5, help="ALPHA of --export-base")
     parser.add_argument("--first-reference", action="store_true",
                         help="the exported model propagates from each object's first-round reference "
                              "instead of fusing every round's (fuse_references=False)")
@@ -34,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from .data import DEFAULT_HOLDOUT, ClipSampler, list_sequences
-    from .loop import TrainConfig, export, train
+    from .loop import TrainConfig, export, interpolate_checkpoints, train
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -57,6 +61,10 @@ def run(args: argparse.Namespace) -> int:
     ckpt = train(args.out, sampler, val_clips, cfg, device=args.device,
                  time_limit=args.hours * 3600 if args.hours else None)
     if args.export:
+        if args.export_base is not None:
+            ckpt = interpolate_checkpoints(args.export_base, ckpt, args.export_alpha,
+                                           args.out / f"interpolated_{args.export_alpha:g}.pt")
+            print(f"interpolated {args.export_base} -> {ckpt} at alpha {args.export_alpha:g}")
         path = export(ckpt, args.export, fuse_references=not args.first_reference)
         print(f"exported {path}")
     return 0

@@ -16,12 +16,16 @@ from skimage.morphology import medial_axis
 from ..evaluation.robot import disk_opening
 
 
-def _medial_axis_fast(mask: np.ndarray, max_side: int = 160) -> np.ndarray:
-    """Medial axis of ``mask``, computed on a subsampled grid for large regions."""
+def _medial_axis_fast(mask: np.ndarray, seed: int, max_side: int = 160) -> np.ndarray:
+    """Medial axis of ``mask``, computed on a subsampled grid for large regions.
+
+    ``seed`` fixes the tie-breaking (scikit-image draws an unseeded one otherwise, and
+    training would not be repeatable).
+    """
     f = int(np.ceil(max(mask.shape) / max_side))
     if f <= 1:
-        return medial_axis(mask)
-    small = medial_axis(mask[::f, ::f])
+        return medial_axis(mask, rng=seed)
+    small = medial_axis(mask[::f, ::f], rng=seed)
     out = np.zeros_like(mask)
     ys, xs = np.nonzero(small)
     out[ys * f, xs * f] = True
@@ -43,7 +47,7 @@ def _strokes(region: np.ndarray, rng, keep_prob: float = 1.0) -> np.ndarray:
         radius *= 0.9
     if not opened.any():
         opened = region
-    skel = _medial_axis_fast(opened)
+    skel = _medial_axis_fast(opened, int(rng.integers(2**31)))
     lab, n = ndimage.label(skel, structure=np.ones((3, 3)))
     if n == 0:
         return out
