@@ -220,7 +220,10 @@ def test_nuclei_along_z_can_end_inside_the_stack_and_leave_a_glow():
     """Real z-stacks: a nucleus ends above or below; its blurred light stays in the image."""
     ended = 0
     for seed in range(12):
-        frames, masks = synthetic_nuclei(np.random.default_rng(seed), 5, size=200, n_cells=4, along_z=True)
+        kept = synthetic_nuclei(np.random.default_rng(seed), 5, size=200, n_cells=4, along_z=True)[1]
+        assert kept.any(axis=(1, 2)).all(), "by default the target stays in every plane"
+        frames, masks = synthetic_nuclei(np.random.default_rng(seed), 5, size=200, n_cells=4, along_z=True,
+                                         ending=0.5)
         areas = masks.sum((1, 2))
         if areas.any() and (areas == 0).any():
             ended += 1

@@ -77,7 +77,8 @@ class ClipSampler:
     """Draws training clips of ``n`` frames from DAVIS sequences and generators."""
 
     def __init__(self, davis_root: Path | None, sequences: list[str], n_frames: int = 3, seed: int = 0,
-                 mix=(0.35, 0.25, 0.1, 0.3), nuclei_share: float = 0.7, distractor_prob: float = 0.5) -> None:
+                 mix=(0.35, 0.25, 0.1, 0.3), nuclei_share: float = 0.7, distractor_prob: float = 0.5,
+                 nuclei_ending: float = 0.0) -> None:
         self.rng = np.random.default_rng(seed)
         self.n = n_frames
         self.data = []
@@ -92,6 +93,7 @@ class ClipSampler:
         self.mix = weights / weights.sum()
         self.nuclei_share = float(nuclei_share)
         self.distractor_prob = float(distractor_prob)
+        self.nuclei_ending = float(nuclei_ending)
 
     # -- sources ------------------------------------------------------------------
     def _davis_clip(self):
@@ -185,14 +187,15 @@ class ClipSampler:
 
     def _cells_clip(self):
         if self.rng.random() < self.nuclei_share:
-            return synthetic_nuclei(self.rng, self.n)
+            return synthetic_nuclei(self.rng, self.n, ending=self.nuclei_ending)
         return synthetic_cells(self.rng, self.n)
 
     def sample(self):
         """One clip ``(frames (n, H, W, 3) float32, masks (n, H, W) bool)``.
 
-        The object is visible in the first frame. Only generated cell clips may lose it
-        later (a nucleus that ends within a z-stack); in the others it stays visible.
+        The object is visible in the first frame. Only generated nuclei clips may lose it
+        later (with ``nuclei_ending``: a nucleus that ends within a z-stack); in the
+        others it stays visible.
         """
         sources = [self._davis_clip, self._pasted_clip, self._warped_clip, self._cells_clip]
         for _ in range(20):
@@ -253,7 +256,7 @@ def _smooth_noise(rng, shape, sigma: float) -> np.ndarray:
 
 
 def synthetic_nuclei(rng, n_frames: int, size: int | None = None, n_cells: int | None = None,
-                     along_z: bool | None = None, irregular: float | None = None):
+                     along_z: bool | None = None, irregular: float | None = None, ending: float = 0.0):
     """A fluorescence-nuclei clip: irregular, textured nuclei, some dim, many touching.
 
     Closer to real stained nuclei than :func:`synthetic_cells`: star-convex outlines,
@@ -262,8 +265,11 @@ def synthetic_nuclei(rng, n_frames: int, size: int | None = None, n_cells: int |
     noise, and one intensity range for the whole clip (as :class:`FrameSource` does).
     With ``along_z`` the clip is a focal series instead of a time series: each nucleus
     has its own depth; it grows or shrinks, blurs and dims from plane to plane, and
-    beyond its top or bottom it leaves the mask (the target's mask is then empty)
-    while a faint out-of-focus glow stays in the image, as in real z-stacks.
+    beyond its top or bottom it leaves the mask while a faint out-of-focus glow stays
+    in the image, as in real z-stacks. The target stays in the mask, except in a share
+    ``ending`` of the focal series, where it ends inside the clip (empty mask from
+    there on). A model trained with ``ending=0.5`` learnt that objects can end, and
+    then dropped dim cells of time-lapses (see the model card), hence 0 by default.
     ``irregular`` scales the outline harmonics (kidney-like, lobed nuclei); some
     nuclei get a dim fold across them, which must not split them.
 
@@ -308,10 +314,12 @@ def synthetic_nuclei(rng, n_frames: int, size: int | None = None, n_cells: int |
         nucleoli.append(spots)
     target = int(rng.integers(k))
     body[target] = max(body[target], 0.25)  # the target is never invisible where it is in the mask
+    ends = False
     if z_mode:  # a focal series: each nucleus' centre plane, the target's in or near the clip
         z_scale = rng.uniform(0.1, 0.5)  # nucleus half-depths per plane
         focus = rng.uniform(-0.5, 1.5) * (n_frames - 1) + rng.normal(0, 0.6 / z_scale, k)
-        if rng.random() < 0.5:  # the target ends between two planes of the clip
+        ends = bool(rng.random() < ending)
+        if ends:  # the target ends between two planes of the clip
             focus[target] = rng.uniform(0.3, max(n_frames - 1.3, 0.6)) - 1.0 / z_scale
         else:
             focus[target] = rng.uniform(-0.3, 1.3) * (n_frames - 1)
@@ -331,6 +339,8 @@ def synthetic_nuclei(rng, n_frames: int, size: int | None = None, n_cells: int |
                 # within |dz| < 1 the nucleus shrinks a little and dims but keeps its texture;
                 # beyond, it is out of the mask and only a faint, blurred glow remains
                 dz = abs(float((t - focus[i]) * z_scale))
+                if i == target and not ends:
+                    dz = min(dz, 0.95)  # the target stays (small, dim and blurred far from focus)
                 present = dz < 1.0
                 if present:
                     size_f, dim, blur_i = float(np.sqrt(1.0 - 0.6 * dz * dz)), float(np.exp(-1.2 * dz * dz)), 1.5 * dz
