@@ -333,7 +333,6 @@ def synthetic_nuclei(rng, n_frames: int, size: int | None = None, n_cells: int |
         img = np.full((h, w), bg, np.float32)
         best = np.full((h, w), np.inf, np.float32)  # normalised radius of the owning nucleus
         label = np.zeros((h, w), np.int32)
-        blur = blur0
         for i in range(k):
             if z_mode:
                 # within |dz| < 1 the nucleus shrinks a little and dims but keeps its texture;
@@ -389,7 +388,7 @@ def synthetic_nuclei(rng, n_frames: int, size: int | None = None, n_cells: int |
                 val = ndimage.gaussian_filter(val, blur_i)
             sub = img[y0:y1, x0:x1]
             np.maximum(sub, bg + val, out=sub)
-        img = ndimage.gaussian_filter(img, blur)
+        img = ndimage.gaussian_filter(img, blur0)
         img = rng.poisson(np.clip(img, 0, None) * gain).astype(np.float32) / gain
         img = img + rng.normal(0, read, img.shape).astype(np.float32)
         frames.append(img)
