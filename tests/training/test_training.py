@@ -200,6 +200,17 @@ def test_sampler_without_davis_generates_cells():
     assert masks[0].sum() > 64, "the object is visible in the first frame"
 
 
+def test_sampler_dims_one_frame_and_keeps_the_mask():
+    plain = ClipSampler(None, [], n_frames=3, seed=4)
+    dimmed = ClipSampler(None, [], n_frames=3, seed=4, dim_frames=1.0)
+    f0, m0 = plain.sample()
+    f1, m1 = dimmed.sample()
+    assert np.array_equal(m0, m1), "the mask is left as it was"
+    ratio = f1.reshape(3, -1).sum(1) / np.maximum(f0.reshape(3, -1).sum(1), 1e-6)
+    assert np.sum(np.isclose(ratio, 1.0)) == 2, "exactly one frame changes"
+    assert 0.35 - 1e-4 <= ratio.min() <= 0.7 + 1e-4
+
+
 @pytest.mark.parametrize("along_z", [False, True])
 def test_synthetic_nuclei_clip(along_z):
     rng = np.random.default_rng(7)

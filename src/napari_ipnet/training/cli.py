@@ -27,6 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nuclei-ending", type=float, default=0.0,
                         help="share of synthetic z-series whose target nucleus ends inside the clip (default 0: "
                              "a model trained with 0.5 dropped dim cells of time-lapses)")
+    parser.add_argument("--dim-frames", type=float, default=0.0,
+                        help="share of clips with one frame darkened to 35-70 %% (mask unchanged)")
     parser.add_argument("--export-base", type=Path, default=None,
                         help="export base + ALPHA * (trained - base) instead: weight interpolation with an "
                              "earlier checkpoint (for a fine-tuning run that cost accuracy elsewhere)")
@@ -51,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = TrainConfig(steps=args.steps, batch=args.batch, frames=args.frames, rounds=args.rounds,
                       lr=args.lr, encoder_lr=args.lr / 2, seed=args.seed, val_every=args.val_every, roi_size=args.roi,
                       decay_steps=args.decay_steps)
-    sampler = ClipSampler(args.davis, seqs, n_frames=args.frames, seed=args.seed, nuclei_ending=args.nuclei_ending)
+    sampler = ClipSampler(args.davis, seqs, n_frames=args.frames, seed=args.seed, nuclei_ending=args.nuclei_ending,
+                          dim_frames=args.dim_frames)
     val_clips = None
     if args.davis:
         vs = ClipSampler(args.davis, [s for s in holdout if s in list_sequences(args.davis)], n_frames=5, seed=999,

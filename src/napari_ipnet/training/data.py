@@ -78,7 +78,7 @@ class ClipSampler:
 
     def __init__(self, davis_root: Path | None, sequences: list[str], n_frames: int = 3, seed: int = 0,
                  mix=(0.35, 0.25, 0.1, 0.3), nuclei_share: float = 0.7, distractor_prob: float = 0.5,
-                 nuclei_ending: float = 0.0) -> None:
+                 nuclei_ending: float = 0.0, dim_frames: float = 0.0) -> None:
         self.rng = np.random.default_rng(seed)
         self.n = n_frames
         self.data = []
@@ -94,6 +94,7 @@ class ClipSampler:
         self.nuclei_share = float(nuclei_share)
         self.distractor_prob = float(distractor_prob)
         self.nuclei_ending = float(nuclei_ending)
+        self.dim_frames = float(dim_frames)
 
     # -- sources ------------------------------------------------------------------
     def _davis_clip(self):
@@ -195,15 +196,20 @@ class ClipSampler:
 
         The object is visible in the first frame. Only generated nuclei clips may lose it
         later (with ``nuclei_ending``: a nucleus that ends within a z-stack); in the
-        others it stays visible.
+        others it stays visible. With probability ``dim_frames`` one frame of the clip
+        is darkened to 35-70 % (a dim frame of a time-lapse), its mask unchanged: a dim
+        object is not a vanished one.
         """
         sources = [self._davis_clip, self._pasted_clip, self._warped_clip, self._cells_clip]
         for _ in range(20):
             which = self.rng.choice(4, p=self.mix)
             f, m = sources[which]()
             if m[0].sum() > 64 and (which == 3 or all(mi.sum() > 16 for mi in m)):
-                return f.astype(np.float32), m
-        return f.astype(np.float32), m
+                break
+        f = f.astype(np.float32)
+        if self.dim_frames and self.rng.random() < self.dim_frames:
+            f[int(self.rng.integers(len(f)))] *= self.rng.uniform(0.35, 0.7)
+        return f, m
 
 
 def synthetic_cells(rng, n_frames: int, size: int | None = None, n_cells: int | None = None):
