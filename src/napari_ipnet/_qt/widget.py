@@ -117,6 +117,14 @@ def shortcut_help() -> str:
 
 
 THREADS_ENV = "NAPARI_IPNET_THREADS"
+#: axis names for which "objects may end" is on by default (a z-stack)
+Z_AXIS_NAMES = {"z", "depth", "plane", "planes", "slice", "slices"}
+ENDING_TOOLTIP = (
+    "Objects may end inside the sequence, as nuclei do within a z-stack: propagation may "
+    "then leave a frame empty. Off for time-lapses and videos, where a dim or blurred "
+    "object is still there. On by default along an axis named z. Used by models trained "
+    "with the flag (the bundled one); takes effect at the next propagation."
+)
 
 
 def cpu_threads_for_gui() -> int:
@@ -355,10 +363,13 @@ class IPNetWidget(QWidget):
             "Labels layer receiving the results. Labels already in it are kept: only "
             "background and the objects IPNet manages are written."
         )
+        self.ending_check = QCheckBox("Objects may end along this axis")
+        self.ending_check.setToolTip(ENDING_TOOLTIP)
         self.sequence_label = QLabel("")
         self.sequence_label.setWordWrap(True)
         form.addRow("Image", self.image_combo)
         form.addRow("Propagate along", self.axis_combo)
+        form.addRow("", self.ending_check)
         form.addRow("Channel", self.channel_combo)
         form.addRow("Output", self.output_combo)
         form.addRow(self.sequence_label)
@@ -466,6 +477,8 @@ class IPNetWidget(QWidget):
         # signals
         self.image_combo.currentIndexChanged.connect(self._on_image_changed)
         self.axis_combo.currentIndexChanged.connect(self._update_sequence_label)
+        self.axis_combo.currentIndexChanged.connect(self._on_axis_changed)
+        self.ending_check.toggled.connect(self._on_ending_toggled)
         self.channel_combo.currentIndexChanged.connect(self._update_sequence_label)
         self.output_combo.currentIndexChanged.connect(self._on_output_changed)
         self.freehand_btn.clicked.connect(lambda: self.activate_scribbles("shapes"))
@@ -720,6 +733,26 @@ class IPNetWidget(QWidget):
 
     def _viewer_position(self, layer) -> np.ndarray:
         return np.asarray(layer.world_to_data(self.viewer.dims.point))
+
+    @property
+    def objects_may_end(self) -> bool:
+        """Whether new sessions let objects end along the axis (see ``Session``)."""
+        return self.ending_check.isChecked()
+
+    def _on_axis_changed(self, *_args) -> None:
+        """Default of "objects may end": on along an axis named z (a z-stack), else off."""
+        layer = self.image_layer
+        if layer is None or self.axis_combo.currentData() is None:
+            return
+        label = self._axis_labels(layer)[self.axis].strip().lower()
+        self.ending_check.setChecked(label in Z_AXIS_NAMES)
+
+    def _on_ending_toggled(self, checked: bool) -> None:
+        # takes effect at the next propagation of the sessions along this axis
+        layer = self.image_layer
+        for rec in self._records.values():
+            if rec.layer is layer and rec.spec.axis == self.axis:
+                rec.session.objects_may_end = bool(checked)
 
     def _update_sequence_label(self, *_args) -> None:
         layer = self.image_layer
@@ -1051,6 +1084,9 @@ class IPNetWidget(QWidget):
 
             torch.set_num_threads(cpu_threads_for_gui())
         self.model_status.setText(f"Model: {self.model_label_text} on {dev}")
+        uses_flag = bool(getattr(getattr(model, "config", None), "ending_flag", False))
+        self.ending_check.setEnabled(uses_flag)
+        self.ending_check.setToolTip(ENDING_TOOLTIP if uses_flag else "This model was trained without the flag.")
         self._pump()
 
     def _drop_sessions(self) -> None:
@@ -1185,7 +1221,7 @@ class IPNetWidget(QWidget):
             from ..session import Session
 
             frames = frame_view(image, spec)
-            rec = _Record(image, spec, Session(frames, self.model), frames)
+            rec = _Record(image, spec, Session(frames, self.model, self.objects_may_end), frames)
             self._records[key] = rec
         return rec
 

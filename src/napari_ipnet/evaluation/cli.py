@@ -50,6 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     m.add_argument("--reference-fusion", choices=("model", "on", "off"), default="model",
                    help="fuse every round's reference (on, the paper) or propagate from each object's "
                         "first-round reference (off); default: what the model's config says")
+    m.add_argument("--objects-may-end", choices=("auto", "on", "off"), default="auto",
+                   help="let objects end inside the sequence (Session objects_may_end); auto: on for "
+                        "--axis z of a TIFF stack, off otherwise. Used by models trained with the flag")
     d = parser.add_argument_group("DAVIS folder")
     d.add_argument("--sequences", type=_name_list, default=None, help="comma-separated sequence names (default all)")
     d.add_argument("--resolution", default="480p", help="sub-folder of JPEGImages/Annotations (default 480p)")
@@ -93,7 +96,15 @@ def _model_factory(args):
         import dataclasses
 
         model.config = dataclasses.replace(model.config, fuse_references=args.reference_fusion == "on")
-    return (lambda frames: Session(frames, model)), model
+    may_end = objects_may_end(args)
+    return (lambda frames: Session(frames, model, objects_may_end=may_end)), model
+
+
+def objects_may_end(args) -> bool:
+    """``--objects-may-end``, with auto resolved: on along z of a TIFF stack."""
+    if args.objects_may_end != "auto":
+        return args.objects_may_end == "on"
+    return args.axis == "z" and not Path(args.source).is_dir()
 
 
 def _units(args):
@@ -132,7 +143,9 @@ def run(args) -> int:
         else:
             factory, model = _model_factory(args)
             settings.update(model=str(getattr(model, "name", args.model)), device=str(model.device),
-                            encoder=model.config.encoder, fuse_references=model.config.fuse_references)
+                            encoder=model.config.encoder, fuse_references=model.config.fuse_references,
+                            objects_may_end=objects_may_end(args),
+                            ending_flag=bool(model.config.ending_flag))
             if args.threads:
                 settings["threads"] = int(args.threads)
         summary = run_protocol(

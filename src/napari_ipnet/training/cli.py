@@ -29,6 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "a model trained with 0.5 dropped dim cells of time-lapses)")
     parser.add_argument("--dim-frames", type=float, default=0.0,
                         help="share of clips with one frame darkened to 35-70 %% (mask unchanged)")
+    parser.add_argument("--ending-flag", action="store_true",
+                        help="train the 'objects may end' flag of the propagation network: nuclei focal series "
+                             "carry it (a share --nuclei-ending of them end), 15%% of other clips carry it "
+                             "without ending, objects of unflagged clips never end")
+    parser.add_argument("--init", type=Path, default=None,
+                        help="start a new run from the weights of this checkpoint (.pt or .safetensors)")
     parser.add_argument("--export-base", type=Path, default=None,
                         help="export base + ALPHA * (trained - base) instead: weight interpolation with an "
                              "earlier checkpoint (for a fine-tuning run that cost accuracy elsewhere)")
@@ -52,9 +58,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"training sequences: {len(seqs)}; held out: {','.join(holdout) if args.davis else '-'}")
     cfg = TrainConfig(steps=args.steps, batch=args.batch, frames=args.frames, rounds=args.rounds,
                       lr=args.lr, encoder_lr=args.lr / 2, seed=args.seed, val_every=args.val_every, roi_size=args.roi,
-                      decay_steps=args.decay_steps)
+                      decay_steps=args.decay_steps, ending_flag=args.ending_flag,
+                      init=str(args.init) if args.init else None)
     sampler = ClipSampler(args.davis, seqs, n_frames=args.frames, seed=args.seed, nuclei_ending=args.nuclei_ending,
-                          dim_frames=args.dim_frames)
+                          dim_frames=args.dim_frames, ending_flag=args.ending_flag)
     val_clips = None
     if args.davis:
         vs = ClipSampler(args.davis, [s for s in holdout if s in list_sequences(args.davis)], n_frames=5, seed=999,

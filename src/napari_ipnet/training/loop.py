@@ -41,6 +41,10 @@ class TrainConfig:
     val_every: int = 250
     roi_size: int = ROI_SIZE
     decay_steps: int = 0
+    #: train the propagation network's "objects may end" flag (ModelConfig.ending_flag)
+    ending_flag: bool = False
+    #: start a new run from this checkpoint's weights (fresh optimizer, step 0)
+    init: str | None = None
 
 
 def lr_scale(step: int, cfg: TrainConfig) -> float:
@@ -71,13 +75,19 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 def run_episode(model: IPNetModel, clips, rng, rounds: int, device, roi: int = ROI_SIZE):
     """Simulated interactive rounds on a batch of clips.
 
+    A clip is ``(frames, masks)`` or ``(frames, masks, may_end)``; the flag goes to
+    a propagation network trained with it (``ModelConfig.ending_flag``).
+
     Returns the summed loss (a tensor, with a graph unless run under ``no_grad``) and
     the mean IoU of the whole clip after each round.
     """
     B = len(clips)
     n = len(clips[0][0])
-    rgb = [torch.from_numpy(f).permute(0, 3, 1, 2).contiguous().to(device) for f, _ in clips]
-    gts = [m for _, m in clips]
+    rgb = [torch.from_numpy(c[0]).permute(0, 3, 1, 2).contiguous().to(device) for c in clips]
+    gts = [c[1] for c in clips]
+    may_end = None
+    if model.config.ending_flag:
+        may_end = torch.tensor([float(c[2]) if len(c) > 2 else 0.0 for c in clips], device=device)
     gt_t = [torch.from_numpy(m.astype(np.float32))[:, None].to(device) for m in gts]
     prev = [np.zeros(m.shape, np.float32) for m in gts]
     annotated: set[int] = set()
@@ -136,7 +146,7 @@ def run_episode(model: IPNetModel, clips, rng, rounds: int, device, roi: int = R
                     box, x, m, t = net_inputs(b, f, [prev[b][f], nb], [prev[b][f], nb])
                     boxes.append(box), xs.append(x), ms.append(m), ts.append(t)
                 x, m, t = torch.cat(xs), torch.cat(ms), torch.cat(ts)
-                out = model.propagation(x, m[:, 0:1], m[:, 1:2], ref)
+                out = model.propagation(x, m[:, 0:1], m[:, 1:2], ref, may_end)
                 total = total + seg_loss(out.logits, out.aux, t)
                 prob = torch.softmax(out.logits.detach().float(), 1)[:, 1:2]
                 for b in range(B):
@@ -175,15 +185,49 @@ def init_model(config: ModelConfig | None = None, imagenet: bool = True) -> IPNe
     return model
 
 
+def load_initial_weights(model: IPNetModel, checkpoint: Path) -> None:
+    """Copy a checkpoint's weights into ``model`` (the start of a fine-tuning run).
+
+    Only parameters the checkpoint's model lacked (the ``ending_bias`` of a model that
+    adds the flag) may be missing; they keep their initial values (zero).
+    """
+    from ..weights import WeightsError, load_checkpoint
+
+    source = load_checkpoint(checkpoint)
+    if source.config.encoder != model.config.encoder:
+        raise WeightsError(f"{checkpoint} has the encoder {source.config.encoder!r}, the run {model.config.encoder!r}")
+    for part in ("interaction", "propagation"):
+        try:
+            missing, unexpected = getattr(model, part).load_state_dict(getattr(source, part).state_dict(), strict=False)
+        except RuntimeError as err:  # a shape mismatch
+            raise WeightsError(f"{checkpoint} does not fit the {part} network: {err}") from err
+        missing = [k for k in missing if k != "ending_bias"]
+        if missing or unexpected:
+            raise WeightsError(f"{checkpoint} does not fit the {part} network: missing {missing[:3]}, "
+                               f"unexpected {unexpected[:3]}")
+
+
+#: learning-rate factor of the "may end" bias: it starts at zero and must grow to
+#: feature scale within a short fine-tuning run
+ENDING_LR_FACTOR = 20.0
+
+
+def _base_lrs(cfg: TrainConfig, n_groups: int) -> list[float]:
+    return [cfg.encoder_lr, cfg.lr, cfg.lr * ENDING_LR_FACTOR][:n_groups]
+
+
 def _param_groups(model: IPNetModel, cfg: TrainConfig):
-    enc, rest = [], []
+    enc, rest, ending = [], [], []
     extra = ("conv1_m", "conv1_p", "conv1_n", "conv1_x")
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
         is_trunk = ".Encoder." in f".{name}" and not any(e in name for e in extra)
-        (enc if is_trunk else rest).append(p)
-    return [{"params": enc, "lr": cfg.encoder_lr}, {"params": rest, "lr": cfg.lr}]
+        (ending if name.endswith("ending_bias") else enc if is_trunk else rest).append(p)
+    groups = [{"params": enc}, {"params": rest}] + ([{"params": ending}] if ending else [])
+    for group, lr in zip(groups, _base_lrs(cfg, len(groups))):
+        group["lr"] = lr
+    return groups
 
 
 def save_training_state(path: Path, model, optimizer, step: int, cfg: TrainConfig, extra: dict) -> None:
@@ -220,10 +264,13 @@ def train(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
-    model = init_model(ModelConfig(roi_size=cfg.roi_size)).to(dev)
+    model = init_model(ModelConfig(roi_size=cfg.roi_size, ending_flag=cfg.ending_flag)).to(dev)
+    ckpt = out_dir / "last.pt"
+    if cfg.init and not ckpt.is_file():
+        load_initial_weights(model, Path(cfg.init))
+        log(f"started from the weights of {cfg.init}")
     model.train()
     optimizer = torch.optim.AdamW(_param_groups(model, cfg), weight_decay=1e-4)
-    ckpt = out_dir / "last.pt"
     step = 0
     elapsed = 0.0
     if ckpt.is_file():
@@ -258,7 +305,7 @@ def train(
                 loss, ious = run_episode(model, clips, rng, cfg.rounds, dev, cfg.roi_size)
             optimizer.zero_grad(set_to_none=True)
             scale = lr_scale(step, cfg)
-            for group, base in zip(optimizer.param_groups, (cfg.encoder_lr, cfg.lr)):
+            for group, base in zip(optimizer.param_groups, _base_lrs(cfg, len(optimizer.param_groups))):
                 group["lr"] = base * scale
             if scaler is not None:
                 scaler.scale(loss).backward()
