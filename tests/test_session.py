@@ -580,3 +580,30 @@ def test_objects_may_end_reaches_a_model_trained_with_the_flag(lite_model, small
     assert not s_plain.uses_ending_flag
     np.testing.assert_array_equal(plain, run(lite_model, False)[1])
     np.testing.assert_array_equal(plain, off)  # zero flag == the model without the bias
+
+
+def test_objects_may_end_picks_the_second_propagation_network(lite_model, small_frames):
+    import copy
+    import dataclasses
+
+    from napari_ipnet.model.networks import build_model
+
+    both = build_model(dataclasses.replace(lite_model.config, ending_network=True))
+    both.interaction.load_state_dict(lite_model.interaction.state_dict())
+    both.propagation.load_state_dict(lite_model.propagation.state_dict())
+    both.propagation_ending = copy.deepcopy(lite_model.propagation)
+    with torch.no_grad():
+        both.propagation_ending.Decoder.pred2.bias.copy_(torch.tensor([2.0, -2.0]))  # says "background"
+
+    def run(model, may_end):
+        s = Session(small_frames[:4], model, objects_may_end=may_end)
+        s.interact(0, scribble(16, 28, 12, 24))
+        list(s.propagate())
+        return s, probs(s)
+
+    s_on, on = run(both, True)
+    _, off = run(both, False)
+    assert s_on.uses_ending_flag
+    np.testing.assert_array_equal(off, run(lite_model, False)[1])  # persisting objects: the first network
+    np.testing.assert_array_equal(on[0], off[0])
+    assert on[1:].mean() < off[1:].mean() - 0.05, "the ending network ran on the propagated frames"

@@ -261,3 +261,36 @@ def test_cache_dir_env(monkeypatch, tmp_path):
     with pytest.raises(WeightsError) as err:
         load_model("ipnet-paper", device="cpu")
     assert str(tmp_path / "c" / "ipnet-paper" / "I_e290.pth") in str(err.value)
+
+
+def test_model_with_an_ending_network_round_trip_and_add(tmp_path, lite_model):
+    """``add_ending_network``: base networks unchanged, the other's propagation network added."""
+    import dataclasses
+
+    from napari_ipnet.training.loop import add_ending_network
+
+    base = save_checkpoint(lite_model, tmp_path / "base.safetensors", metadata={"step": 7}, half=False)
+    torch.manual_seed(1)
+    tuned_model = build_model(lite_model.config)
+    tuned = save_checkpoint(tuned_model, tmp_path / "tuned.safetensors", metadata={"step": 9}, half=False)
+    out = add_ending_network(base, tuned, tmp_path / "both.safetensors")
+    both = load_model(out, device="cpu")
+    assert both.config.ending_network and both.parts == ("interaction", "propagation", "propagation_ending")
+    assert dataclasses.replace(both.config, ending_network=False) == lite_model.config
+    half = {"atol": 2e-3, "rtol": 1e-3}  # stored as float16
+    for mine, ref in ((both.interaction, lite_model.interaction), (both.propagation, lite_model.propagation),
+                      (both.propagation_ending, tuned_model.propagation)):
+        ref_state = ref.state_dict()
+        for k, v in mine.state_dict().items():
+            torch.testing.assert_close(v, ref_state[k], **half)
+    assert both.propagation_for(True) is both.propagation_ending
+    assert both.propagation_for(False) is both.propagation
+    assert lite_model.propagation_for(True) is lite_model.propagation  # no second network
+    meta = weights.read_checkpoint_metadata(out)
+    assert json.loads(meta["step"]) == 7 and json.loads(meta["ending_network"])["file"] == "tuned.safetensors"
+    # another architecture is refused
+    other = save_checkpoint(build_model(dataclasses.replace(lite_model.config, decoder_channels=32)),
+                            tmp_path / "other.safetensors")
+    with pytest.raises(WeightsError, match="another architecture"):
+        add_ending_network(base, other, tmp_path / "bad.safetensors")
+    assert not (tmp_path / "bad.safetensors").exists()

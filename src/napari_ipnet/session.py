@@ -147,8 +147,10 @@ class Session:
     objects_may_end:
         Objects may end inside the sequence, as nuclei do within a z-stack: the
         propagation may then empty a frame. False (the default) suits time-lapses and
-        videos, where a dim or blurred object is still there. Only models trained with
-        the flag (``model.config.ending_flag``) use it; see :attr:`uses_ending_flag`.
+        videos, where a dim or blurred object is still there. Only models made for it
+        use it (see :attr:`uses_ending_flag`): with a second propagation network
+        (``model.config.ending_network``, the bundled model) or trained with the flag
+        as an input (``model.config.ending_flag``).
     """
 
     def __init__(self, frames, model: IPNetModel, objects_may_end: bool = False) -> None:
@@ -163,8 +165,9 @@ class Session:
     # ------------------------------------------------------------------ properties
     @property
     def uses_ending_flag(self) -> bool:
-        """Whether the model reads :attr:`objects_may_end` (trained with the flag)."""
-        return bool(getattr(self.model.config, "ending_flag", False))
+        """Whether the model acts on :attr:`objects_may_end`."""
+        cfg = self.model.config
+        return bool(getattr(cfg, "ending_flag", False) or getattr(cfg, "ending_network", False))
 
     @property
     def n_frames(self) -> int:
@@ -416,7 +419,7 @@ class Session:
         if state.fused_reference is not None and not self.model.config.fuse_references:
             return state.fused_reference
         with torch.inference_mode():
-            return self.model.propagation.SEFA(state.reference, state.fused_reference)
+            return self._propagation_net().SEFA(state.reference, state.fused_reference)
 
     def _propagate(
         self, t: int, ids: list[int], fused: dict, restores: int | None = None
@@ -452,14 +455,17 @@ class Session:
             if self._restores == restores:  # after restore() the round is no longer ours
                 self._close_round(fused)
 
+    def _propagation_net(self):
+        return self.model.propagation_for(self.objects_may_end)
+
     def _propagate_object(self, k: int, f: int, neighbour_mask: np.ndarray, w: float, reference) -> SoftMask | None:
         """New soft mask of object ``k`` on frame ``f``: network output blended with weight ``w``."""
         prev = self.probability(f, k)
         nb = neighbour_mask.astype(np.float32)
         extra = (reference,)
-        if self.uses_ending_flag:
+        if self.model.config.ending_flag:
             extra += (torch.full((1,), float(self.objects_may_end), device=self.model.device),)
-        (cy, cx), crop, _ = self._run(self.model.propagation, f, [prev, nb], [prev, nb], extra=extra)
+        (cy, cx), crop, _ = self._run(self._propagation_net(), f, [prev, nb], [prev, nb], extra=extra)
         if w >= 1.0:
             return SoftMask.from_crop(cy, cx, crop)
         # blend only where either map can be non-zero: the ROI crop and the old mask

@@ -148,7 +148,7 @@ def save_checkpoint(model: IPNetModel, path: str | Path, metadata: dict | None =
 
     path = Path(path)
     tensors = {}
-    for part in ("interaction", "propagation"):
+    for part in model.parts:
         for k, v in getattr(model, part).state_dict().items():
             v = v.detach().to("cpu")
             if half and v.is_floating_point():
@@ -211,7 +211,7 @@ def load_checkpoint(path: str | Path, name: str | None = None) -> IPNetModel:
         config = _config_from(obj["config"], path)
         tensors = obj["model"]
     model = IPNetModel(config, name=name or str(path))
-    for part in ("interaction", "propagation"):
+    for part in model.parts:
         prefix = part + "."
         state = {k[len(prefix):]: v.float() if v.is_floating_point() else v for k, v in tensors.items() if k.startswith(prefix)}
         _load_into(getattr(model, part), state, path, f"{part} network ({config.encoder})")

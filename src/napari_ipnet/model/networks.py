@@ -45,6 +45,9 @@ class ModelConfig:
     #: (a nucleus ending within a z-stack), or must it persist (a time-lapse)? A learnt
     #: bias on the decoder input, zero where the flag is off
     ending_flag: bool = False
+    #: a second propagation network (``propagation_ending``) that the session uses for
+    #: objects that may end; the first one then serves objects that persist
+    ending_network: bool = False
 
     @classmethod
     def paper(cls) -> ModelConfig:
@@ -136,7 +139,19 @@ class IPNetModel(nn.Module):
         self.name = name
         self.interaction = InteractionNet(config)
         self.propagation = PropagationNet(config)
+        self.propagation_ending = PropagationNet(config) if config.ending_network else None
         self.use_autocast = False
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        """Names of the networks this model holds (the keys' prefixes in a checkpoint)."""
+        return ("interaction", "propagation") + (("propagation_ending",) if self.propagation_ending is not None else ())
+
+    def propagation_for(self, may_end: bool) -> PropagationNet:
+        """The propagation network for objects that may end (``may_end``) or persist."""
+        if may_end and self.propagation_ending is not None:
+            return self.propagation_ending
+        return self.propagation
 
     @property
     def device(self) -> torch.device:

@@ -39,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="export base + ALPHA * (trained - base) instead: weight interpolation with an "
                              "earlier checkpoint (for a fine-tuning run that cost accuracy elsewhere)")
     parser.add_argument("--export-alpha", type=float, default=0.5, help="ALPHA of --export-base")
+    parser.add_argument("--as-ending-network-of", type=Path, default=None, metavar="BASE",
+                        help="with --export: write the model file BASE with this run's propagation network "
+                             "added as its network for objects that may end (a --nuclei-ending run)")
     parser.add_argument("--first-reference", action="store_true",
                         help="the exported model propagates from each object's first-round reference "
                              "instead of fusing every round's (fuse_references=False)")
@@ -49,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from .data import DEFAULT_HOLDOUT, ClipSampler, list_sequences
-    from .loop import TrainConfig, export, interpolate_checkpoints, train
+    from .loop import TrainConfig, add_ending_network, export, interpolate_checkpoints, train
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -78,6 +81,11 @@ def run(args: argparse.Namespace) -> int:
             ckpt = interpolate_checkpoints(args.export_base, ckpt, args.export_alpha,
                                            args.out / f"interpolated_{args.export_alpha:g}.pt")
             print(f"interpolated {args.export_base} -> {ckpt} at alpha {args.export_alpha:g}")
-        path = export(ckpt, args.export, fuse_references=not args.first_reference)
-        print(f"exported {path}")
+        if args.as_ending_network_of is not None:
+            path = add_ending_network(args.as_ending_network_of, ckpt, args.export)
+            print(f"exported {args.as_ending_network_of} with this run's propagation network for ending objects "
+                  f"to {path}")
+        else:
+            path = export(ckpt, args.export, fuse_references=not args.first_reference)
+            print(f"exported {path}")
     return 0

@@ -400,3 +400,35 @@ def export(checkpoint: Path, out: Path, metadata: dict | None = None, fuse_refer
         meta["interpolation"] = json.dumps(state["interpolation"])
     meta.update(metadata or {})
     return save_checkpoint(model, out, metadata=meta, half=True)
+
+
+def add_ending_network(base: Path, ending: Path, out: Path) -> Path:
+    """Write ``base`` with the propagation network of ``ending`` as its network for
+    objects that may end (``ModelConfig.ending_network``).
+
+    ``base`` (a model file or training checkpoint) keeps serving objects that persist,
+    unchanged; ``ending`` is typically ``base`` fine-tuned with ``--nuclei-ending``,
+    which learnt that a nucleus can end inside a z-stack but drops dim cells of
+    time-lapses. The session picks the network per its ``objects_may_end``.
+    """
+    from ..weights import WeightsError, load_checkpoint, read_checkpoint_metadata, save_checkpoint
+
+    base, ending, out = Path(base), Path(ending), Path(out)
+    model = load_checkpoint(base, name="default")
+    other = load_checkpoint(ending)
+    plain = dataclasses.replace(other.config, ending_network=False, fuse_references=model.config.fuse_references,
+                                roi_size=model.config.roi_size)
+    if plain != dataclasses.replace(model.config, ending_network=False):
+        raise WeightsError(f"{ending} has another architecture than {base}: {other.config} vs {model.config}")
+    meta = read_checkpoint_metadata(base) if base.suffix == ".safetensors" else {}
+    meta = {k: v for k, v in meta.items() if k not in ("format", "config")}
+    source = {"file": ending.name}
+    if ending.suffix == ".safetensors":
+        source.update({k: v for k, v in read_checkpoint_metadata(ending).items() if k in ("step", "train_config")})
+    else:
+        state = torch.load(ending, map_location="cpu", weights_only=True)
+        source.update(step=state.get("step"), train_config=json.dumps(state.get("train_config", {})))
+    meta["ending_network"] = json.dumps(source)
+    model.config = dataclasses.replace(model.config, ending_network=True)
+    model.propagation_ending = other.propagation
+    return save_checkpoint(model, out, metadata=meta, half=True)
