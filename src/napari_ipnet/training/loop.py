@@ -45,6 +45,8 @@ class TrainConfig:
     ending_flag: bool = False
     #: start a new run from this checkpoint's weights (fresh optimizer, step 0)
     init: str | None = None
+    #: train the propagation network only (the interaction network stays as loaded)
+    freeze_interaction: bool = False
 
 
 def lr_scale(step: int, cfg: TrainConfig) -> float:
@@ -270,6 +272,8 @@ def train(
         load_initial_weights(model, Path(cfg.init))
         log(f"started from the weights of {cfg.init}")
     model.train()
+    if cfg.freeze_interaction:
+        model.interaction.requires_grad_(False)
     optimizer = torch.optim.AdamW(_param_groups(model, cfg), weight_decay=1e-4)
     step = 0
     elapsed = 0.0
