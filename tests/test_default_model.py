@@ -33,6 +33,37 @@ def easy_sequence(n_frames: int = 8, height: int = 160, width: int = 208, seed: 
     return np.stack(frames), np.stack(masks)
 
 
+def ending_focal_series(n_planes: int = 6, size: int = 160, seed: int = 0):
+    """A uint16 focal series of three nuclei; the target (middle) one ends after plane 3.
+
+    The nuclei shrink and dim with depth; past its end the target leaves only a faint,
+    blurred glow in the image (as in real z-stacks) and its mask is empty.
+    """
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size]
+    nuclei = [(50, 45, 22, n_planes), (85, 95, 26, 3), (120, 50, 20, n_planes)]  # cy, cx, r, last plane
+    texture = ndimage.gaussian_filter(rng.normal(size=(size, size)), 1.5)
+    frames, masks = [], []
+    for z in range(n_planes):
+        img = np.full((size, size), 0.04)
+        target = np.zeros((size, size), bool)
+        for i, (cy, cx, r, last) in enumerate(nuclei):
+            present = z <= last
+            radius = r * (1.0 - 0.08 * z) if present else 0.8 * r
+            disk = (yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2
+            if present:
+                body = np.where(disk, 0.55 * (1 - 0.1 * z) + 0.08 * texture, 0.0)
+            else:
+                body = 0.08 * ndimage.gaussian_filter(disk.astype(float), 6)
+            img = img + ndimage.gaussian_filter(body, 1.0)
+            if i == 1 and present:
+                target = disk
+        img = img + rng.normal(0, 0.015, img.shape)
+        frames.append(np.clip(img, 0, 1))
+        masks.append(target)
+    return (np.stack(frames) * 65535).astype(np.uint16), np.stack(masks)
+
+
 def test_bundled_weights_are_shipped_and_load():
     path = bundled_weights_dir() / DEFAULT_WEIGHTS_FILE
     assert path.is_file(), f"the default weights are missing from the package: {path}"
@@ -45,16 +76,38 @@ def test_bundled_weights_are_shipped_and_load():
     # measured on CHO and DAVIS: this model propagates better from the first round's
     # reference than from fused ones (weights/README.md)
     assert model.config.fuse_references is False
+    # and it has a second propagation network for objects that may end (z-stacks)
+    assert model.config.ending_network and model.propagation_ending is not None
 
 
-def test_default_model_segments_an_easy_object_from_one_scribble():
-    frames, masks = easy_sequence()
-    session = Session(frames, load_model("default", device="cpu"))
+def _segment(frames, masks, model, **session_kwargs):
+    session = Session(frames, model, **session_kwargs)
     scribble = ScribbleRobot().interact(masks[0].astype(np.uint8), np.zeros_like(masks[0], np.uint8),
                                         frame=0, n_frames=len(frames))
     session.interact_davis(scribble)
     for _ in session.propagate():
         pass
-    j = jaccard(masks, session.labels == 1)
+    return session.labels == 1
+
+
+def test_default_model_segments_an_easy_object_from_one_scribble():
+    frames, masks = easy_sequence()
+    j = jaccard(masks, _segment(frames, masks, load_model("default", device="cpu")))
     assert j.shape == (len(frames),)
     assert j.mean() > 0.8, f"J per frame {np.round(j, 3)}"
+
+
+def test_default_model_lets_a_nucleus_end_in_a_z_stack_only_when_asked():
+    """With ``objects_may_end`` the planes past the nucleus' end stay empty; without, a blob stays."""
+    frames, masks = ending_focal_series()
+    model = load_model("default", device="cpu")
+    present = masks.reshape(len(masks), -1).any(1)
+    assert present.tolist() == [True] * 4 + [False] * 2
+    ended = _segment(frames, masks, model, objects_may_end=True)
+    area = ended.reshape(len(ended), -1).sum(1)
+    j = jaccard(masks[present], ended[present])
+    assert j.mean() > 0.8, f"J per plane where the nucleus is {np.round(j, 3)}"
+    assert area[~present].max() < 0.05 * masks[0].sum(), f"areas past the end {area[~present]}"
+    # objects that persist (the default, time-lapses): the first propagation network keeps it
+    kept = _segment(frames, masks, model)
+    assert kept.reshape(len(kept), -1).sum(1)[~present].min() > 0.3 * masks[0].sum()

@@ -571,13 +571,13 @@ def test_objects_may_end_reaches_a_model_trained_with_the_flag(lite_model, small
 
     s_off, off = run(flagged, False)
     s_on, on = run(flagged, True)
-    assert s_on.uses_ending_flag and s_on.objects_may_end and not s_off.objects_may_end
+    assert s_on.uses_objects_may_end and s_on.objects_may_end and not s_off.objects_may_end
     np.testing.assert_array_equal(on[0], off[0])  # the interaction network has no flag
     assert np.abs(on[1:] - off[1:]).max() > 4 / 255, "the flag changes the propagated frames"
     # the flag can be changed between rounds; a model without it ignores it
     s_off.objects_may_end = True
     s_plain, plain = run(lite_model, True)
-    assert not s_plain.uses_ending_flag
+    assert not s_plain.uses_objects_may_end
     np.testing.assert_array_equal(plain, run(lite_model, False)[1])
     np.testing.assert_array_equal(plain, off)  # zero flag == the model without the bias
 
@@ -603,7 +603,7 @@ def test_objects_may_end_picks_the_second_propagation_network(lite_model, small_
 
     s_on, on = run(both, True)
     _, off = run(both, False)
-    assert s_on.uses_ending_flag
+    assert s_on.uses_objects_may_end
     np.testing.assert_array_equal(off, run(lite_model, False)[1])  # persisting objects: the first network
     np.testing.assert_array_equal(on[0], off[0])
     assert on[1:].mean() < off[1:].mean() - 0.05, "the ending network ran on the propagated frames"

@@ -148,7 +148,7 @@ class Session:
         Objects may end inside the sequence, as nuclei do within a z-stack: the
         propagation may then empty a frame. False (the default) suits time-lapses and
         videos, where a dim or blurred object is still there. Only models made for it
-        use it (see :attr:`uses_ending_flag`): with a second propagation network
+        use it (see :attr:`uses_objects_may_end`): with a second propagation network
         (``model.config.ending_network``, the bundled model) or trained with the flag
         as an input (``model.config.ending_flag``).
     """
@@ -164,10 +164,9 @@ class Session:
 
     # ------------------------------------------------------------------ properties
     @property
-    def uses_ending_flag(self) -> bool:
+    def uses_objects_may_end(self) -> bool:
         """Whether the model acts on :attr:`objects_may_end`."""
-        cfg = self.model.config
-        return bool(getattr(cfg, "ending_flag", False) or getattr(cfg, "ending_network", False))
+        return self.model.uses_objects_may_end
 
     @property
     def n_frames(self) -> int:

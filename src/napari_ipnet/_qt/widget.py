@@ -122,8 +122,8 @@ Z_AXIS_NAMES = {"z", "depth", "plane", "planes", "slice", "slices"}
 ENDING_TOOLTIP = (
     "Objects may end inside the sequence, as nuclei do within a z-stack: propagation may "
     "then leave a frame empty. Off for time-lapses and videos, where a dim or blurred "
-    "object is still there. On by default along an axis named z. Used by models trained "
-    "with the flag (the bundled one); takes effect at the next propagation."
+    "object is still there. On by default along an axis named z. The bundled model has a "
+    "propagation network for each case; takes effect at the next propagation."
 )
 
 
@@ -1084,9 +1084,9 @@ class IPNetWidget(QWidget):
 
             torch.set_num_threads(cpu_threads_for_gui())
         self.model_status.setText(f"Model: {self.model_label_text} on {dev}")
-        uses_flag = bool(getattr(getattr(model, "config", None), "ending_flag", False))
+        uses_flag = bool(getattr(model, "uses_objects_may_end", False))
         self.ending_check.setEnabled(uses_flag)
-        self.ending_check.setToolTip(ENDING_TOOLTIP if uses_flag else "This model was trained without the flag.")
+        self.ending_check.setToolTip(ENDING_TOOLTIP if uses_flag else "This model does not tell the two cases apart.")
         self._pump()
 
     def _drop_sessions(self) -> None:

@@ -147,6 +147,11 @@ class IPNetModel(nn.Module):
         """Names of the networks this model holds (the keys' prefixes in a checkpoint)."""
         return ("interaction", "propagation") + (("propagation_ending",) if self.propagation_ending is not None else ())
 
+    @property
+    def uses_objects_may_end(self) -> bool:
+        """Whether the model acts on a session's ``objects_may_end``."""
+        return bool(self.config.ending_flag or self.config.ending_network)
+
     def propagation_for(self, may_end: bool) -> PropagationNet:
         """The propagation network for objects that may end (``may_end``) or persist."""
         if may_end and self.propagation_ending is not None:
