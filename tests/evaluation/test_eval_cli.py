@@ -92,7 +92,7 @@ def test_objects_may_end_auto_is_on_along_z_of_a_tiff_stack(root, tmp_path):
                    "--objects-may-end", "on", "--no-f", "--out", str(out), "--quiet"])
     assert rc == 0
     protocol = json.loads(out.read_text())["protocol"]
-    assert protocol["objects_may_end"] is True and protocol["ending_flag"] is False
+    assert protocol["objects_may_end"] is True and protocol["model_uses_objects_may_end"] is False
 
 
 @pytest.mark.parametrize(

@@ -52,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "first-round reference (off); default: what the model's config says")
     m.add_argument("--objects-may-end", choices=("auto", "on", "off"), default="auto",
                    help="let objects end inside the sequence (Session objects_may_end); auto: on for "
-                        "--axis z of a TIFF stack, off otherwise. Used by models trained with the flag")
+                        "--axis z of a TIFF stack, off otherwise. Used by models made for it (the bundled one)")
     d = parser.add_argument_group("DAVIS folder")
     d.add_argument("--sequences", type=_name_list, default=None, help="comma-separated sequence names (default all)")
     d.add_argument("--resolution", default="480p", help="sub-folder of JPEGImages/Annotations (default 480p)")
@@ -145,7 +145,7 @@ def run(args) -> int:
             settings.update(model=str(getattr(model, "name", args.model)), device=str(model.device),
                             encoder=model.config.encoder, fuse_references=model.config.fuse_references,
                             objects_may_end=objects_may_end(args),
-                            ending_flag=bool(model.config.ending_flag))
+                            model_uses_objects_may_end=model.uses_objects_may_end)
             if args.threads:
                 settings["threads"] = int(args.threads)
         summary = run_protocol(

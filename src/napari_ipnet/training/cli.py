@@ -44,7 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "of --init (to fit a propagation network to a given interaction network)")
     parser.add_argument("--as-ending-network-of", type=Path, default=None, metavar="BASE",
                         help="with --export: write the model file BASE with this run's propagation network "
-                             "added as its network for objects that may end (a --nuclei-ending run)")
+                             "added as its network for objects that may end (a --nuclei-ending run); "
+                             "the config, --first-reference included, is BASE's")
     parser.add_argument("--first-reference", action="store_true",
                         help="the exported model propagates from each object's first-round reference "
                              "instead of fusing every round's (fuse_references=False)")
