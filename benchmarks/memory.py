@@ -97,17 +97,24 @@ def stub_model(floor: float = 0.0):
             p = torch.maximum(colour_segment(rgb), torch.full_like(neighbour, floor))
             return SimpleNamespace(logits=to_logits(p), aux=[], feature=torch.zeros(1, 8, 8, 8))
 
+    from napari_ipnet.model.networks import ModelConfig
+
     class Model:
         interaction = Interaction()
         propagation = Propagation()
         device = torch.device("cpu")
         name = "stub"
+        config = ModelConfig()
+        uses_objects_may_end = False
 
         def eval(self):
             return self
 
         def autocast(self):
             return contextlib.nullcontext()
+
+        def propagation_for(self, may_end):
+            return self.propagation
 
     return Model()
 

@@ -92,11 +92,16 @@ class StubModel:
 
         self.config = ModelConfig()
 
+    uses_objects_may_end = False
+
     def eval(self):
         return self
 
     def autocast(self):
         return contextlib.nullcontext()
+
+    def propagation_for(self, may_end: bool):
+        return self.propagation
 
 
 @pytest.fixture

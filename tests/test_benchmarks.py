@@ -1,0 +1,26 @@
+"""The benchmark scripts still run (tiny settings; the figures themselves are not checked)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.mark.parametrize(
+    "script, args, expect",
+    [
+        ("memory.py", ["--lengths", "12", "--size", "96"], "masks/frame (KiB)"),
+        ("speed.py", ["--threads", "1", "--repeats", "1", "--frames", "2", "--sizes", "480p", "--encoders", "default"],
+         "ratios (same run)"),
+    ],
+)
+def test_benchmark_script_runs(script, args, expect):
+    out = subprocess.run([sys.executable, str(BENCHMARKS / script), *args], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert expect in out.stdout, out.stdout[-2000:]
