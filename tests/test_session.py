@@ -553,6 +553,14 @@ def test_restore_with_the_real_network_reproduces_the_round(lite_model, small_fr
         np.testing.assert_array_equal(s.probability(t, 1), ref.probability(t, 1))
 
 
+def _one_round(frames, model, may_end):
+    """A session on ``frames`` after one scribble on frame 0 and its propagation."""
+    s = Session(frames, model, objects_may_end=may_end)
+    s.interact(0, scribble(16, 28, 12, 24))
+    list(s.propagate())
+    return s, probs(s)
+
+
 def test_objects_may_end_reaches_a_model_trained_with_the_flag(lite_model, small_frames):
     import dataclasses
 
@@ -563,22 +571,16 @@ def test_objects_may_end_reaches_a_model_trained_with_the_flag(lite_model, small
     with torch.no_grad():
         flagged.propagation.ending_bias.fill_(-3.0)  # a strong, untrained flag
 
-    def run(model, may_end):
-        s = Session(small_frames[:4], model, objects_may_end=may_end)
-        s.interact(0, scribble(16, 28, 12, 24))
-        list(s.propagate())
-        return s, probs(s)
-
-    s_off, off = run(flagged, False)
-    s_on, on = run(flagged, True)
+    frames = small_frames[:4]
+    s_off, off = _one_round(frames, flagged, False)
+    s_on, on = _one_round(frames, flagged, True)
     assert s_on.uses_objects_may_end and s_on.objects_may_end and not s_off.objects_may_end
     np.testing.assert_array_equal(on[0], off[0])  # the interaction network has no flag
     assert np.abs(on[1:] - off[1:]).max() > 4 / 255, "the flag changes the propagated frames"
-    # the flag can be changed between rounds; a model without it ignores it
-    s_off.objects_may_end = True
-    s_plain, plain = run(lite_model, True)
+    # a model without the flag ignores it
+    s_plain, plain = _one_round(frames, lite_model, True)
     assert not s_plain.uses_objects_may_end
-    np.testing.assert_array_equal(plain, run(lite_model, False)[1])
+    np.testing.assert_array_equal(plain, _one_round(frames, lite_model, False)[1])
     np.testing.assert_array_equal(plain, off)  # zero flag == the model without the bias
 
 
@@ -595,15 +597,10 @@ def test_objects_may_end_picks_the_second_propagation_network(lite_model, small_
     with torch.no_grad():
         both.propagation_ending.Decoder.pred2.bias.copy_(torch.tensor([2.0, -2.0]))  # says "background"
 
-    def run(model, may_end):
-        s = Session(small_frames[:4], model, objects_may_end=may_end)
-        s.interact(0, scribble(16, 28, 12, 24))
-        list(s.propagate())
-        return s, probs(s)
-
-    s_on, on = run(both, True)
-    _, off = run(both, False)
+    frames = small_frames[:4]
+    s_on, on = _one_round(frames, both, True)
+    _, off = _one_round(frames, both, False)
     assert s_on.uses_objects_may_end
-    np.testing.assert_array_equal(off, run(lite_model, False)[1])  # persisting objects: the first network
+    np.testing.assert_array_equal(off, _one_round(frames, lite_model, False)[1])  # persisting objects: the first network
     np.testing.assert_array_equal(on[0], off[0])
     assert on[1:].mean() < off[1:].mean() - 0.05, "the ending network ran on the propagated frames"
