@@ -50,7 +50,7 @@ def test_single_source_shipped_in_the_package(manifest):
 def test_contributions(manifest):
     c = manifest.contributions
     assert [w.display_name for w in c.widgets] == ["IPNet interactive segmentation"]
-    assert {s.key for s in c.sample_data} == {"colour-sequence", "cell-timelapse"}
+    assert {s.key for s in c.sample_data} == {"colour-sequence", "cell-timelapse", "nuclei-zstack"}
     (reader,) = c.readers
     assert reader.accepts_directories and {"*.mp4", "*.avi", "*.mov"} <= set(reader.filename_patterns)
     assert {w.command for w in c.writers} == {"napari-ipnet.write_labels_tiff", "napari-ipnet.write_labels_davis"}

@@ -7,8 +7,11 @@
   never fetched).
 - :func:`make_cell_timelapse`: a microscopy-like uint16 time-lapse: textured cells
   that drift, one of which divides, on an uneven background with shot and read noise.
+- :func:`make_nuclei_zstack`: a uint16 focal series (z-stack) of nuclei, each with its
+  own depth: they grow and shrink from plane to plane, blur and dim out of focus, and
+  end inside the stack (only a faint glow beyond). Its axes are labelled z, y, x.
 
-Both also return the ground-truth labels (for scripts, tests and the headless demo);
+All three also return the ground-truth labels (for scripts, tests and the headless demo);
 the napari sample entries only add the image.
 """
 
@@ -21,6 +24,7 @@ from scipy import ndimage
 
 COLOUR_SHAPE = (20, 180, 240)
 CELL_SHAPE = (24, 128, 160)
+ZSTACK_SHAPE = (16, 128, 160)
 
 
 def _skimage_file(name: str) -> np.ndarray:
@@ -186,6 +190,54 @@ def make_cell_timelapse(n_frames: int = CELL_SHAPE[0], height: int = CELL_SHAPE[
     return frames, labels
 
 
+def make_nuclei_zstack(n_planes: int = ZSTACK_SHAPE[0], height: int = ZSTACK_SHAPE[1], width: int = ZSTACK_SHAPE[2],
+                       seed: int = 0):
+    """uint16 planes (Z, H, W) and labels (Z, H, W) uint8 of ellipsoidal nuclei.
+
+    Every nucleus is present in the middle plane and ends inside the stack, at its
+    own depth above and below: a nucleus is labelled where the focal plane cuts it;
+    beyond its ends it leaves only a faint, blurred glow in the image.
+    """
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    mid = (n_planes - 1) / 2
+    pos, n_nuclei = [], 5
+    while len(pos) < n_nuclei:
+        p = (rng.uniform(0.18, 0.82) * height, rng.uniform(0.12, 0.88) * width)
+        if all(np.hypot(p[0] - q[0], p[1] - q[1]) > 0.3 * min(height, width) for q in pos):
+            pos.append(p)
+    radii = rng.uniform(0.11, 0.15, (n_nuclei, 2)) * min(height, width)
+    angles = rng.uniform(0, np.pi, n_nuclei)
+    centre_z = mid + rng.uniform(-0.15, 0.15, n_nuclei) * n_planes
+    half_depth = rng.uniform(0.22, 0.4, n_nuclei) * n_planes
+    half_depth = np.minimum(half_depth, np.minimum(centre_z, n_planes - 1 - centre_z) - 0.5)  # ends inside
+    bright = rng.uniform(1400, 2200, n_nuclei)
+    texture = ndimage.gaussian_filter(rng.normal(0, 1, (height, width)), 1.5)
+    frames = np.zeros((n_planes, height, width), np.uint16)
+    labels = np.zeros((n_planes, height, width), np.uint8)
+    for z in range(n_planes):
+        img = np.full((height, width), 250.0, np.float32)
+        for k in range(n_nuclei):
+            dz = (z - centre_z[k]) / half_depth[k]
+            c, s_ = np.cos(angles[k]), np.sin(angles[k])
+            u = ((yy - pos[k][0]) * s_ + (xx - pos[k][1]) * c) / radii[k, 1]
+            v = ((yy - pos[k][0]) * c - (xx - pos[k][1]) * s_) / radii[k, 0]
+            rr = u**2 + v**2
+            if abs(dz) < 1:
+                scale = np.sqrt(1 - dz**2)  # the focal plane's cut through the ellipsoid
+                inside = rr <= scale**2
+                body = bright[k] * (1 - 0.5 * abs(dz)) * np.clip(1 - rr / scale**2, 0, 1) ** 0.3
+                body = ndimage.gaussian_filter(body * (1 + 0.2 * texture), 0.8 + 2.0 * abs(dz))
+                labels[z][inside & (labels[z] == 0)] = k + 1
+            else:  # beyond the nucleus: out-of-focus glow
+                glow = bright[k] * 0.06 / abs(dz) * (rr <= 1.0)
+                body = ndimage.gaussian_filter(glow.astype(np.float32), 5.0)
+            img += body
+        img = rng.poisson(np.clip(img, 0, None)).astype(np.float32) + rng.normal(100, 12, img.shape)
+        frames[z] = np.clip(img, 0, 65535).astype(np.uint16)
+    return frames, labels
+
+
 def colour_sequence():
     """napari sample: the colour sequence (RGB video)."""
     frames, _ = make_colour_sequence()
@@ -197,4 +249,12 @@ def cell_timelapse():
     frames, _ = make_cell_timelapse()
     lo, hi = np.percentile(frames, [0.5, 99.8])
     return [(frames, {"name": "IPNet cell time-lapse", "colormap": "gray",
+                      "contrast_limits": (float(lo), float(hi))}, "image")]
+
+
+def nuclei_zstack():
+    """napari sample: the nuclei z-stack (uint16, z, y, x)."""
+    frames, _ = make_nuclei_zstack()
+    lo, hi = np.percentile(frames, [0.5, 99.8])
+    return [(frames, {"name": "IPNet nuclei z-stack", "colormap": "gray", "axis_labels": ("z", "y", "x"),
                       "contrast_limits": (float(lo), float(hi))}, "image")]

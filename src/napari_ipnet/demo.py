@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 
-SAMPLES = ("colour-sequence", "cell-timelapse")
+SAMPLES = ("colour-sequence", "cell-timelapse", "nuclei-zstack")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,12 +48,24 @@ def first_stroke(labels_frame, object_id: int = 1):
     return np.stack([np.full_like(xs, cy), xs], axis=1)
 
 
+def first_frame(labels) -> int:
+    """Frame of the demo's first stroke: 0, or where object 1 is largest if absent there."""
+    import numpy as np
+
+    if (labels[0] == 1).any():
+        return 0
+    return int(np.argmax((labels == 1).reshape(len(labels), -1).sum(1)))
+
+
 def sample_data(key: str):
     from . import _sample_data as sd
 
     if key == "cell-timelapse":
         frames, labels = sd.make_cell_timelapse()
         return frames, labels, sd.cell_timelapse()[0][1]
+    if key == "nuclei-zstack":
+        frames, labels = sd.make_nuclei_zstack()
+        return frames, labels, sd.nuclei_zstack()[0][1]
     frames, labels = sd.make_colour_sequence()
     return frames, labels, sd.colour_sequence()[0][1]
 
@@ -103,9 +115,10 @@ def open_viewer(sample: str = "colour-sequence", weights: str = "default", devic
     widget.set_image_layer(image)
     widget.set_axis(0)
     shapes = widget.scribble_layer(image)
-    stroke = first_stroke(labels[0], 1)
-    path = np.concatenate([np.zeros((len(stroke), 1)), stroke], axis=1)  # frame 0
-    viewer.dims.set_current_step(0, 0)
+    frame = first_frame(labels)
+    stroke = first_stroke(labels[frame], 1)
+    path = np.concatenate([np.full((len(stroke), 1), frame), stroke], axis=1)
+    viewer.dims.set_current_step(0, frame)
     shapes.add_paths([path])
     viewer.layers.selection.active = shapes
     shapes.mode = "add_path"

@@ -54,7 +54,7 @@ def run_headless(args) -> int:
     frames, gt, _ = sample_data(args.sample)
     model, label = load_weights(args.weights, args.device)
     print(f"napari-ipnet demo (headless): {args.sample} {frames.shape}, {label}, device {model.device}")
-    session = Session(frames, model)
+    session = Session(frames, model, objects_may_end=args.sample == "nuclei-zstack")  # a z-stack
     robot = ScribbleRobot()
     ids = [int(k) for k in np.unique(gt) if k != 0]
     area = np.stack([(gt == k).reshape(len(gt), -1).sum(1) for k in ids]).min(0)

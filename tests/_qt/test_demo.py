@@ -46,3 +46,14 @@ def test_first_stroke_lies_inside_the_object():
     pts = demo.first_stroke(labels[0], 1)
     ys, xs = np.rint(pts).astype(int).T
     assert (labels[0][ys, xs] == 1).all()
+
+
+def test_demo_nuclei_zstack_starts_where_the_nucleus_is_and_lets_it_end(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    viewer, widget, _ = demo.open_viewer("nuclei-zstack", device="cpu", viewer=viewer)
+    wait_idle(qtbot, widget)
+    _, labels, _ = demo.sample_data("nuclei-zstack")
+    frame = demo.first_frame(labels)
+    assert frame > 0 and (labels[frame] == 1).any() and not (labels[0] == 1).any()
+    assert widget.scribble_layer().data[0][0, 0] == frame and widget.session.pending_frame == frame
+    assert widget.objects_may_end and widget.session.objects_may_end  # the axis is named z
