@@ -51,10 +51,11 @@ def run_headless(args) -> int:
 
     out = Path(args.headless)
     out.mkdir(parents=True, exist_ok=True)
-    frames, gt, _ = sample_data(args.sample)
+    frames, gt, meta = sample_data(args.sample)
     model, label = load_weights(args.weights, args.device)
     print(f"napari-ipnet demo (headless): {args.sample} {frames.shape}, {label}, device {model.device}")
-    session = Session(frames, model, objects_may_end=args.sample == "nuclei-zstack")  # a z-stack
+    along_z = meta.get("axis_labels", ("",))[0] == "z"  # a z-stack: its nuclei end between planes
+    session = Session(frames, model, objects_may_end=along_z)
     robot = ScribbleRobot()
     ids = [int(k) for k in np.unique(gt) if k != 0]
     area = np.stack([(gt == k).reshape(len(gt), -1).sum(1) for k in ids]).min(0)
