@@ -307,6 +307,88 @@ def test_negative_strokes_and_object_reset(make_widget, tiny_rgb, qtbot):
     assert len(shapes.data) == 0 and w.session is None
 
 
+def _delete_strokes(qtbot, widget, shapes, indices):
+    shapes.selected_data = set(indices)
+    shapes.remove_selected()
+    wait_idle(qtbot, widget)
+
+
+def test_deleting_a_stroke_takes_its_effect_back_until_propagated(make_widget, tiny_rgb, qtbot, notes):
+    big = np.repeat(np.repeat(tiny_rgb, 4, axis=1), 4, axis=2)  # room for regions of interest
+    _viewer, w, _image = make_widget(big)
+    shapes = _scribble(qtbot, w, frame=2, y=100, x0=50, x1=70)
+    out = w.output_layer
+    only_first = out.data[2].copy()
+    _scribble(qtbot, w, frame=2, y=130, x0=80, x1=110)  # widens the region of interest
+    both = out.data[2].copy()
+    w.add_object()
+    _scribble(qtbot, w, frame=2, y=20, x0=260, x1=300)  # object 2
+    assert w.session.object_ids == [1, 2] and (out.data[2] == 2).any()
+    assert (both != only_first).any()
+    assert len(set(shapes.features["stroke"])) == 3  # each stroke has its own id
+
+    # object 2's only stroke: object 2 leaves the frame and the engine
+    _delete_strokes(qtbot, w, shapes, [2])
+    assert w.session.object_ids == [1] and not (out.data == 2).any()
+    np.testing.assert_array_equal(out.data[2], both)
+    # the second stroke of object 1: the frame is segmented again from the first one alone
+    _delete_strokes(qtbot, w, shapes, [1])
+    np.testing.assert_array_equal(out.data[2], only_first)
+    np.testing.assert_array_equal(w.session.label_frame(2), only_first)
+    assert w.session.pending_frame == 2
+    assert "strokes left" in w.status_label.text()
+    out.undo()  # taking a stroke back is one undo step, engine included
+    np.testing.assert_array_equal(out.data[2], both)
+    np.testing.assert_array_equal(w.session.label_frame(2), both)
+    out.redo()
+    np.testing.assert_array_equal(w.session.label_frame(2), only_first)
+    assert not [n for n in notes if n[0] == "error"]
+
+
+def test_deleting_every_stroke_of_a_round_and_a_propagated_one(make_widget, tiny_rgb, qtbot, notes):
+    big = np.repeat(np.repeat(tiny_rgb, 4, axis=1), 4, axis=2)
+    _viewer, w, _image = make_widget(big)
+    shapes = _scribble(qtbot, w, frame=1, y=100, x0=50, x1=70)
+    out = w.output_layer
+    _propagate(qtbot, w)
+    after_round1 = out.data.copy()
+    w.add_object()
+    _scribble(qtbot, w, frame=4, y=20, x0=260, x1=300)  # round 2 on frame 4: a second object
+    assert w.session.pending_frame == 4 and (out.data[4] == 2).any()
+    _delete_strokes(qtbot, w, shapes, [1])
+    # back to before round 2: nothing waits to be propagated, object 2 is gone
+    np.testing.assert_array_equal(out.data, after_round1)
+    assert w.session.pending_frame is None and w.session.object_ids == [1]
+    np.testing.assert_array_equal(w.session.labels, after_round1)
+    # round 1 is propagated: deleting its stroke changes nothing, and says so
+    _delete_strokes(qtbot, w, shapes, [0])
+    np.testing.assert_array_equal(out.data, after_round1)
+    assert any("already propagated" in n[1] for n in notes)
+    assert len(shapes.data) == 0
+
+
+def test_deleting_a_click_keeps_the_brush_paint_of_its_round(make_widget, tiny_rgb, qtbot):
+    big = np.repeat(np.repeat(tiny_rgb, 4, axis=1), 4, axis=2)
+    _viewer, w, _image = make_widget(big)
+    brush = w.brush_layer()
+    brush.brush_size = 9
+    with qtbot.waitSignal(w.interaction_done, timeout=60_000):
+        brush.paint((2, 100, 60), 1)
+    wait_idle(qtbot, w)
+    out = w.output_layer
+    painted = out.data[2].copy()
+    assert painted.any()
+    w.add_object()
+    clicks = w.clicks_layer()
+    clicks.add([[2, 20, 290]])  # object 2, same round
+    wait_idle(qtbot, w)
+    assert w.session.object_ids == [1, 2] and (out.data[2] == 2).any()
+    _delete_strokes(qtbot, w, clicks, [0])
+    # brush paint cannot be deleted stroke by stroke: it stays in the round
+    np.testing.assert_array_equal(out.data[2], painted)
+    assert w.session.object_ids == [1] and w.session.pending_frame == 2
+
+
 def test_existing_labels_are_respected(make_widget, tiny_rgb, qtbot):
     viewer, w, image = make_widget(tiny_rgb)
     user = np.zeros((6, 64, 80), np.uint8)

@@ -64,6 +64,11 @@ log = logging.getLogger(__name__)
 #: colour of negative (background) strokes in the Shapes and Points scribble layers
 NEGATIVE_COLOR = "#ff3030"
 MAX_OBJECTS = NEGATIVE_LABEL - 1
+_PROPAGATED_STROKE = (
+    "IPNet: the deleted stroke's round is already propagated, so its effect stays. Undo "
+    "(Ctrl+Z on the labels) takes back whole rounds; or scribble a correction."
+)
+STROKE_FEATURE = "stroke"  # feature of the Shapes / Points scribble layers: a stroke's id
 ROLE_KEY = "napari_ipnet_role"  # layer.metadata key marking the layers the widget made
 SOURCE_KEY = "napari_ipnet_source"
 
@@ -158,6 +163,44 @@ def _is_oom(err: BaseException) -> bool:
     return "out of memory" in text or "outofmemory" in text
 
 
+@dataclass(eq=False)
+class _Stroke:
+    """One stroke of a round not yet propagated, as the network received it."""
+
+    layer: Any  # weakref.ref to its Shapes / Points layer; None for brush paint
+    stroke_id: int  # its value in the layer's ``stroke`` feature (-1 for brush paint)
+    object_id: int
+    positive: bool
+    mask: np.ndarray
+
+    def present(self) -> bool:
+        """Whether the stroke is still in its layer (brush paint cannot be deleted)."""
+        if self.layer is None:
+            return True
+        layer = self.layer()
+        if layer is None or STROKE_FEATURE not in layer.features:
+            return False
+        return bool((np.asarray(layer.features[STROKE_FEATURE]) == self.stroke_id).any())
+
+
+@dataclass(eq=False)
+class _Round:
+    """The strokes of a session's open round (drawn, not yet propagated).
+
+    ``steps`` holds the strokes of each interaction of the round in order: taking a
+    stroke back replays the round without it, step by step, so the frame ends up as if
+    the stroke had never been drawn.
+    """
+
+    frame: int
+    before: Any  # SessionSnapshot from before its first stroke; None: not known
+    steps: list[list[_Stroke]] = field(default_factory=list)
+
+    @property
+    def strokes(self) -> list[_Stroke]:
+        return [st for step in self.steps for st in step]
+
+
 @dataclass
 class _Record:
     """One session: an image layer, a sequence spec, and the engine."""
@@ -166,14 +209,16 @@ class _Record:
     spec: SequenceSpec
     session: Any
     frames: FrameView
+    round: _Round | None = None  # the open round's strokes, to take deleted ones back
 
 
 @dataclass
 class _Job:
-    kind: str  # "interact" | "propagate"
+    kind: str  # "interact" | "propagate" | "withdraw"
     record: _Record | None = None
     frame: int | None = None
     items: list = field(default_factory=list)  # interact: [(object_id, pos, neg), ...]
+    strokes: list = field(default_factory=list)  # interact: the _Strokes behind ``items``
     image: Any = None  # interact: the record is made when the job runs (after the model loads)
     spec: SequenceSpec | None = None
     before: Any = None  # SessionSnapshot taken when the job starts (for undo)
@@ -196,6 +241,16 @@ class _UndoStep:
     before: Any  # SessionSnapshot before the write
     after: Any  # SessionSnapshot after it
     undone: bool = False
+
+
+def _merge_strokes(strokes: list[_Stroke]) -> list[tuple[int, np.ndarray | None, np.ndarray | None]]:
+    """``(object_id, positive map, negative map)`` per object, as one interaction takes them."""
+    per_obj: dict[int, list] = {}
+    for st in strokes:
+        entry = per_obj.setdefault(st.object_id, [None, None])
+        slot = 0 if st.positive else 1
+        entry[slot] = st.mask if entry[slot] is None else entry[slot] | st.mask
+    return [(k, pos, neg) for k, (pos, neg) in sorted(per_obj.items())]
 
 
 def _history_atoms(items) -> set[int]:
@@ -314,6 +369,8 @@ class IPNetWidget(QWidget):
         self._pbar = None
         self._round_target = None  # output layer of the running round
         self._seen_count: dict[int, int] = {}  # id(shapes/points layer) -> items processed
+        self._next_stroke_id = 0
+        self._clearing_strokes = False  # strokes removed by a reset: nothing to take back
         self._brush_seen: dict[tuple[int, tuple], np.ndarray] = {}
         self._pending_paint: dict[int, tuple[Any, set]] = {}
         self._paint_scheduled = False
@@ -868,7 +925,7 @@ class IPNetWidget(QWidget):
             layer = Shapes(
                 ndim=ndim,
                 name=f"{image.name} scribbles",
-                features={"object_id": np.zeros(0, int), "positive": np.zeros(0, bool)},
+                features={"object_id": np.zeros(0, int), "positive": np.zeros(0, bool), STROKE_FEATURE: np.zeros(0, int)},
                 edge_width=max(2.0, min(spatial_shape(image)[-2:]) / 100),
                 face_color="transparent",
                 metadata={ROLE_KEY: "scribbles", SOURCE_KEY: image.name},
@@ -890,7 +947,7 @@ class IPNetWidget(QWidget):
             layer = Points(
                 ndim=len(spatial_shape(image)),
                 name=f"{image.name} clicks",
-                features={"object_id": np.zeros(0, int), "positive": np.zeros(0, bool)},
+                features={"object_id": np.zeros(0, int), "positive": np.zeros(0, bool), STROKE_FEATURE: np.zeros(0, int)},
                 size=2 * CLICK_RADIUS + 1,
                 metadata={ROLE_KEY: "clicks", SOURCE_KEY: image.name},
                 **self._scribble_kwargs(image),
@@ -957,7 +1014,7 @@ class IPNetWidget(QWidget):
     def _apply_stroke_style(self) -> None:
         """Colour and features of the next strokes: the selected object, or negative."""
         color = NEGATIVE_COLOR if self._negative else self._object_color(self._current)
-        defaults = {"object_id": self._current, "positive": not self._negative}
+        defaults = {"object_id": self._current, "positive": not self._negative, STROKE_FEATURE: -1}
         for layer in list(self.viewer.layers):
             if id(layer) not in self._links:
                 continue
@@ -966,7 +1023,7 @@ class IPNetWidget(QWidget):
                 # napari applies current_* to the selected items: do not recolour them
                 if len(layer.selected_data):
                     layer.selected_data = set()
-                layer.feature_defaults = defaults
+                layer.feature_defaults = {k: v for k, v in defaults.items() if k in layer.features}
                 if role == "scribbles":
                     layer.current_edge_color = color
                 else:
@@ -1242,6 +1299,8 @@ class IPNetWidget(QWidget):
         n = len(layer.data)
         if action == "removed" or n < n_before:
             self._seen_count[id(layer)] = n
+            if not self._clearing_strokes:
+                self._strokes_removed(layer)
             return
         if action != "added" or n <= n_before:
             return  # a shape being drawn, moved or edited: wait for "added"
@@ -1252,11 +1311,17 @@ class IPNetWidget(QWidget):
             return
         role = layer.metadata.get(ROLE_KEY)
         groups: dict[tuple, dict[int, list]] = {}
+        strokes: dict[tuple, list[_Stroke]] = {}
         try:
             for i in range(n_before, n):
                 feats = layer.features.iloc[i] if len(layer.features) > i else {}
                 obj = int(feats.get("object_id", self._current)) if len(feats) else self._current
                 positive = bool(feats.get("positive", True)) if len(feats) else True
+                stroke_id = -1
+                if STROKE_FEATURE in layer.features:  # its identity, to find it again once deleted
+                    stroke_id = self._next_stroke_id
+                    self._next_stroke_id += 1
+                    layer.features.loc[i, STROKE_FEATURE] = stroke_id
                 if role == "scribbles":
                     verts = to_layer_coords(layer, image, np.asarray(layer.data[i]))
                     stype = layer.shape_type[i]
@@ -1273,6 +1338,8 @@ class IPNetWidget(QWidget):
                 entry = groups.setdefault((spec, frame), {}).setdefault(obj, [None, None])
                 slot = 0 if positive else 1
                 entry[slot] = m if entry[slot] is None else entry[slot] | m
+                ref = weakref.ref(layer) if stroke_id >= 0 else None
+                strokes.setdefault((spec, frame), []).append(_Stroke(ref, stroke_id, obj, positive, m))
         except UnsupportedLayerError as err:
             show_error(f"IPNet: {err}")
             return
@@ -1281,7 +1348,7 @@ class IPNetWidget(QWidget):
             show_error(f"IPNet: this stroke cannot be used ({type(err).__name__}: {_short(err)})")
             return
         for (spec, frame), per_obj in groups.items():
-            self._submit_interaction(image, spec, frame, per_obj)
+            self._submit_interaction(image, spec, frame, per_obj, strokes.get((spec, frame)))
 
     def _locate(self, image, verts: np.ndarray) -> tuple[int, SequenceSpec]:
         """Frame and spec of a stroke from its (leading) coordinates."""
@@ -1358,13 +1425,20 @@ class IPNetWidget(QWidget):
         for (spec, frame), per_obj in groups.items():
             self._submit_interaction(image, spec, frame, per_obj)
 
-    def _submit_interaction(self, image, spec, frame, per_obj) -> None:
+    def _submit_interaction(self, image, spec, frame, per_obj, strokes: list[_Stroke] | None = None) -> None:
         items = [(k, pos, neg) for k, (pos, neg) in sorted(per_obj.items()) if pos is not None or neg is not None]
         if not items:
             return
         for k, _p, _n in items:
             self._objects.setdefault(k, f"object {k}")
-        job = _Job("interact", frame=frame, items=items)
+        if strokes is None:  # brush paint: kept for the round, cannot be deleted one by one
+            strokes = [
+                _Stroke(None, -1, k, positive, m)
+                for k, pos, neg in items
+                for positive, m in ((True, pos), (False, neg))
+                if m is not None
+            ]
+        job = _Job("interact", frame=frame, items=items, strokes=list(strokes))
         job.image = image  # the record is made when the job runs (after the model loads)
         job.spec = spec
         self._jobs.append(job)
@@ -1396,8 +1470,11 @@ class IPNetWidget(QWidget):
                     self._start_interaction(job)
                 elif job.kind == "propagate":
                     self._start_propagation(job)
+                elif job.kind == "withdraw":
+                    self._start_withdrawal(job)
             except Exception as err:  # noqa: BLE001 - never leave the queue stuck
-                self._show_job_error(err, "segmenting" if job.kind == "interact" else "propagating")
+                what = {"interact": "segmenting", "propagate": "propagating"}.get(job.kind, "taking back a stroke")
+                self._show_job_error(err, what)
                 self._worker = None
                 self._job = None
                 if job.kind == "propagate":
@@ -1446,6 +1523,10 @@ class IPNetWidget(QWidget):
         frame = job.frame
         self._sync_engine()  # in case the output layer was undone behind our back
         job.before = session.snapshot()
+        if session.pending_frame != frame:  # a new round (one open elsewhere closes, as in the engine)
+            rec.round = _Round(frame, job.before)
+        elif rec.round is None or rec.round.frame != frame:
+            rec.round = _Round(frame, None)  # open since an undo: its start is not known
 
         def work():
             for k, pos, neg in job.items:
@@ -1465,6 +1546,8 @@ class IPNetWidget(QWidget):
             self.status_label.setText(f"Segmenting frame {job.frame} failed.")
             return
         labels, managed = result
+        if job.record.round is not None and job.record.round.frame == job.frame:
+            job.record.round.steps.append(list(job.strokes))
         if not any(job.record.layer is x for x in self.viewer.layers):
             self.status_label.setText(f"Frame {job.frame}: its image layer was removed; result dropped.")
             return
@@ -1481,6 +1564,74 @@ class IPNetWidget(QWidget):
             f"Frame {job.frame} segmented ({dt:.2f} s). Propagate ({len(plan)} frames) or scribble again."
         )
         self.interaction_done.emit(job.frame)
+
+    # ------------------------------------------------------------------ deleted strokes
+    def _strokes_removed(self, layer) -> None:
+        """Strokes were deleted from ``layer``: take back those of open rounds (queued)."""
+        found = False
+        for rec in self._records.values():
+            rnd = rec.round
+            if rnd is None:
+                continue
+            gone = [st for st in rnd.strokes if st.layer is not None and st.layer() is layer and not st.present()]
+            if gone:
+                found = True
+                if not any(j.kind == "withdraw" and j.record is rec for j in self._jobs):
+                    self._jobs.append(_Job("withdraw", record=rec, frame=rnd.frame))
+        if not found:
+            show_info(_PROPAGATED_STROKE)
+        self._pump()
+
+    def _start_withdrawal(self, job: _Job) -> None:
+        """Segment the open round's frame again from the strokes that are left."""
+        rec = job.record
+        if not any(rec.layer is x for x in self.viewer.layers):
+            return  # the image layer is gone: nothing to show the result on
+        self._sync_engine()  # in case the output layer was undone behind our back
+        session, rnd = rec.session, rec.round
+        if rnd is None or rnd.frame != job.frame or session.pending_frame != rnd.frame:
+            show_info(_PROPAGATED_STROKE)
+            return
+        steps = [[st for st in step if st.present()] for step in rnd.steps]
+        steps = [step for step in steps if step]
+        n_kept = sum(len(step) for step in steps)
+        if n_kept == len(rnd.strokes):
+            return
+        if rnd.before is None:
+            show_info(
+                "IPNet: the deleted stroke's effect cannot be taken back after an undo in the "
+                "same round; scribble a correction, or undo further (Ctrl+Z on the labels)."
+            )
+            return
+        job.before = session.snapshot()
+        frame = rnd.frame
+
+        def work():
+            managed = set(session.object_ids)
+            session.restore(rnd.before)  # back to before the round's first stroke
+            for step in steps:  # the round again, without the deleted strokes
+                for k, pos, neg in _merge_strokes(step):
+                    session.interact(frame, pos, neg, object_id=k)
+            return session.label_frame(frame), sorted(managed | set(session.object_ids))
+
+        def returned(result):
+            if isinstance(result, _Failure):
+                self._show_job_error(result.err, f"segmenting frame {frame} again")
+                self.status_label.setText(f"Taking back the stroke on frame {frame} failed.")
+                return
+            rnd.steps = steps
+            if not steps:
+                rec.round = None  # the round is gone with its last stroke
+            self._interaction_returned(job, result)
+            left = f"from the {n_kept} strokes left" if steps else "back to before this round"
+            self.status_label.setText(f"Stroke deleted: frame {frame} {left}.")
+
+        worker = create_worker(_guarded(work), _start_thread=False, _ignore_errors=True)
+        worker.returned.connect(returned)
+        worker.finished.connect(self._job_finished)
+        self._worker, self._job = worker, job
+        self.status_label.setText(f"Stroke deleted: segmenting frame {frame} again ...")
+        worker.start()
 
     def _job_finished(self) -> None:
         self._worker = None
@@ -1699,6 +1850,7 @@ class IPNetWidget(QWidget):
             steps = [s for s in keep if s.record is rec]
             first_undone = next((s for s in steps if s.undone), None)
             rec.session.restore(first_undone.before if first_undone is not None else steps[-1].after)
+            rec.round = None  # which strokes made the open round is no longer known
         if changed:
             pending = self._active.session.pending_frame if self._active is not None else None
             word = "Redone" if action == "redo" else "Undone"
@@ -1719,6 +1871,7 @@ class IPNetWidget(QWidget):
         for rec in self._records.values():
             if k in rec.session.object_ids:
                 rec.session.reset(k)
+                rec.round = None
                 # the engine cannot be rolled back across a reset (the layer can)
                 self._undo_steps = [s for s in self._undo_steps if s.record is not rec]
                 if out is not None and tuple(out.data.shape) == spatial_shape(rec.layer):
@@ -1758,6 +1911,13 @@ class IPNetWidget(QWidget):
 
     def _clear_strokes(self, ids: set[int] | None) -> None:
         """Remove the strokes of ``ids`` (all when None) from the scribble layers."""
+        self._clearing_strokes = True
+        try:
+            self._remove_strokes(ids)
+        finally:
+            self._clearing_strokes = False
+
+    def _remove_strokes(self, ids: set[int] | None) -> None:
         for layer in list(self.viewer.layers):
             if id(layer) not in self._links:
                 continue
