@@ -345,6 +345,20 @@ def test_deleting_a_stroke_takes_its_effect_back_until_propagated(make_widget, t
     assert not [n for n in notes if n[0] == "error"]
 
 
+def test_deleting_a_stroke_while_the_network_runs_on_it(make_widget, tiny_rgb, qtbot, notes):
+    big = np.repeat(np.repeat(tiny_rgb, 4, axis=1), 4, axis=2)
+    _viewer, w, _image = make_widget(big)
+    shapes = _scribble(qtbot, w, frame=2, y=100, x0=50, x1=70)
+    out = w.output_layer
+    only_first = out.data[2].copy()
+    shapes.add_paths([path((2,), 130, 80, 110)])  # starts the network on frame 2 ...
+    assert not w.is_idle()
+    _delete_strokes(qtbot, w, shapes, [1])  # ... and is deleted before it returns
+    np.testing.assert_array_equal(out.data[2], only_first)
+    np.testing.assert_array_equal(w.session.label_frame(2), only_first)
+    assert not [n for n in notes if "already propagated" in n[1]]
+
+
 def test_deleting_every_stroke_of_a_round_and_a_propagated_one(make_widget, tiny_rgb, qtbot, notes):
     big = np.repeat(np.repeat(tiny_rgb, 4, axis=1), 4, axis=2)
     _viewer, w, _image = make_widget(big)

@@ -1568,36 +1568,47 @@ class IPNetWidget(QWidget):
     # ------------------------------------------------------------------ deleted strokes
     def _strokes_removed(self, layer) -> None:
         """Strokes were deleted from ``layer``: take back those of open rounds (queued)."""
-        found = False
-        for rec in self._records.values():
-            rnd = rec.round
-            if rnd is None:
-                continue
-            gone = [st for st in rnd.strokes if st.layer is not None and st.layer() is layer and not st.present()]
-            if gone:
-                found = True
-                if not any(j.kind == "withdraw" and j.record is rec for j in self._jobs):
-                    self._jobs.append(_Job("withdraw", record=rec, frame=rnd.frame))
-        if not found:
+
+        def gone(strokes) -> bool:
+            return any(st.layer is not None and st.layer() is layer and not st.present() for st in strokes)
+
+        # in an open round, or in an interaction still running or waiting (its round
+        # gets the stroke when it returns, and the withdrawal queued after it takes it back)
+        jobs = [j for j in (self._job, *self._jobs) if j is not None and j.kind == "interact"]
+        if not any(r.round is not None and gone(r.round.strokes) for r in self._records.values()) and not any(
+            gone(j.strokes) for j in jobs
+        ):
             show_info(_PROPAGATED_STROKE)
+            return
+        if not any(j.kind == "withdraw" for j in self._jobs):
+            self._jobs.append(_Job("withdraw"))
         self._pump()
 
     def _start_withdrawal(self, job: _Job) -> None:
-        """Segment the open round's frame again from the strokes that are left."""
-        rec = job.record
-        if not any(rec.layer is x for x in self.viewer.layers):
-            return  # the image layer is gone: nothing to show the result on
+        """Segment an open round's frame again from the strokes that are left."""
         self._sync_engine()  # in case the output layer was undone behind our back
+        layers = list(self.viewer.layers)
+        todo = [
+            r for r in self._records.values()
+            if r.round is not None and any(not st.present() for st in r.round.strokes)
+            and any(r.layer is x for x in layers)
+        ]
+        if not todo:
+            return
+        if len(todo) > 1:  # rounds of several sequences: one after the other
+            self._jobs.appendleft(_Job("withdraw"))
+        rec = job.record = todo[0]
         session, rnd = rec.session, rec.round
-        if rnd is None or rnd.frame != job.frame or session.pending_frame != rnd.frame:
+        job.frame = rnd.frame
+        if session.pending_frame != rnd.frame:
+            rec.round = None
             show_info(_PROPAGATED_STROKE)
             return
         steps = [[st for st in step if st.present()] for step in rnd.steps]
         steps = [step for step in steps if step]
         n_kept = sum(len(step) for step in steps)
-        if n_kept == len(rnd.strokes):
-            return
         if rnd.before is None:
+            rec.round = None
             show_info(
                 "IPNet: the deleted stroke's effect cannot be taken back after an undo in the "
                 "same round; scribble a correction, or undo further (Ctrl+Z on the labels)."
