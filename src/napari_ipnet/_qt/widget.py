@@ -64,9 +64,10 @@ log = logging.getLogger(__name__)
 #: colour of negative (background) strokes in the Shapes and Points scribble layers
 NEGATIVE_COLOR = "#ff3030"
 MAX_OBJECTS = NEGATIVE_LABEL - 1
-_PROPAGATED_STROKE = (
-    "IPNet: the deleted stroke's round is already propagated, so its effect stays. Undo "
-    "(Ctrl+Z on the labels) takes back whole rounds; or scribble a correction."
+_STROKE_STAYS = (
+    "IPNet: the deleted stroke's effect stays: its round is already propagated, or was "
+    "undone or redone since. Undo (Ctrl+Z on the labels) takes back whole rounds; or "
+    "scribble a correction."
 )
 STROKE_FEATURE = "stroke"  # feature of the Shapes / Points scribble layers: a stroke's id
 ROLE_KEY = "napari_ipnet_role"  # layer.metadata key marking the layers the widget made
@@ -1546,8 +1547,9 @@ class IPNetWidget(QWidget):
             self.status_label.setText(f"Segmenting frame {job.frame} failed.")
             return
         labels, managed = result
-        if job.record.round is not None and job.record.round.frame == job.frame:
-            job.record.round.steps.append(list(job.strokes))
+        rnd = job.record.round
+        if job.kind == "interact" and rnd is not None and rnd.frame == job.frame:
+            rnd.steps.append(list(job.strokes))
         if not any(job.record.layer is x for x in self.viewer.layers):
             self.status_label.setText(f"Frame {job.frame}: its image layer was removed; result dropped.")
             return
@@ -1578,7 +1580,7 @@ class IPNetWidget(QWidget):
         if not any(r.round is not None and gone(r.round.strokes) for r in self._records.values()) and not any(
             gone(j.strokes) for j in jobs
         ):
-            show_info(_PROPAGATED_STROKE)
+            show_info(_STROKE_STAYS)
             return
         if not any(j.kind == "withdraw" for j in self._jobs):
             self._jobs.append(_Job("withdraw"))
@@ -1600,20 +1602,13 @@ class IPNetWidget(QWidget):
         rec = job.record = todo[0]
         session, rnd = rec.session, rec.round
         job.frame = rnd.frame
-        if session.pending_frame != rnd.frame:
+        if session.pending_frame != rnd.frame or rnd.before is None:
             rec.round = None
-            show_info(_PROPAGATED_STROKE)
+            show_info(_STROKE_STAYS)
             return
         steps = [[st for st in step if st.present()] for step in rnd.steps]
         steps = [step for step in steps if step]
         n_kept = sum(len(step) for step in steps)
-        if rnd.before is None:
-            rec.round = None
-            show_info(
-                "IPNet: the deleted stroke's effect cannot be taken back after an undo in the "
-                "same round; scribble a correction, or undo further (Ctrl+Z on the labels)."
-            )
-            return
         job.before = session.snapshot()
         frame = rnd.frame
 
