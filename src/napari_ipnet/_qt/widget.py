@@ -1311,7 +1311,6 @@ class IPNetWidget(QWidget):
             show_error("IPNet: the image layer of these scribbles is gone; open it again")
             return
         role = layer.metadata.get(ROLE_KEY)
-        groups: dict[tuple, dict[int, list]] = {}
         strokes: dict[tuple, list[_Stroke]] = {}
         try:
             for i in range(n_before, n):
@@ -1336,9 +1335,6 @@ class IPNetWidget(QWidget):
                 if not m.any():
                     show_warning("IPNet: the stroke is outside the image; draw on the image")
                     continue
-                entry = groups.setdefault((spec, frame), {}).setdefault(obj, [None, None])
-                slot = 0 if positive else 1
-                entry[slot] = m if entry[slot] is None else entry[slot] | m
                 ref = weakref.ref(layer) if stroke_id >= 0 else None
                 strokes.setdefault((spec, frame), []).append(_Stroke(ref, stroke_id, obj, positive, m))
         except UnsupportedLayerError as err:
@@ -1348,8 +1344,8 @@ class IPNetWidget(QWidget):
             log.debug("IPNet: reading a stroke failed", exc_info=err)
             show_error(f"IPNet: this stroke cannot be used ({type(err).__name__}: {_short(err)})")
             return
-        for (spec, frame), per_obj in groups.items():
-            self._submit_interaction(image, spec, frame, per_obj, strokes.get((spec, frame)))
+        for (spec, frame), frame_strokes in strokes.items():
+            self._submit_interaction(image, spec, frame, frame_strokes)
 
     def _locate(self, image, verts: np.ndarray) -> tuple[int, SequenceSpec]:
         """Frame and spec of a stroke from its (leading) coordinates."""
@@ -1394,7 +1390,7 @@ class IPNetWidget(QWidget):
 
     def _brush_strokes(self, layer, image, combos) -> None:
         data = layer.data
-        groups: dict[tuple, dict[int, list]] = {}
+        groups: dict[tuple, list[_Stroke]] = {}
         for lead in combos:
             try:
                 frame, spec = self._locate(image, np.asarray([list(lead) + [0, 0]], float))
@@ -1410,7 +1406,8 @@ class IPNetWidget(QWidget):
             new = (region != prev) & (region != 0)
             if not new.any():
                 continue
-            per_obj: dict[int, list] = {}
+            # brush paint: kept for the round, cannot be deleted stroke by stroke (layer None)
+            paint = []
             values = [int(v) for v in np.unique(region[new])]
             neg = (region == NEGATIVE_LABEL) & new
             for v in values:
@@ -1418,27 +1415,20 @@ class IPNetWidget(QWidget):
                     continue
                 if v not in self._objects:
                     self._objects[v] = f"object {v}"
-                per_obj[v] = [(region == v) & new, None]
+                paint.append(_Stroke(None, -1, v, True, (region == v) & new))
             if neg.any():
-                per_obj.setdefault(self._current, [None, None])[1] = neg
-            groups[(spec, frame)] = per_obj
+                paint.append(_Stroke(None, -1, self._current, False, neg))
+            groups[(spec, frame)] = paint
         self._refresh_objects()
-        for (spec, frame), per_obj in groups.items():
-            self._submit_interaction(image, spec, frame, per_obj)
+        for (spec, frame), paint in groups.items():
+            self._submit_interaction(image, spec, frame, paint)
 
-    def _submit_interaction(self, image, spec, frame, per_obj, strokes: list[_Stroke] | None = None) -> None:
-        items = [(k, pos, neg) for k, (pos, neg) in sorted(per_obj.items()) if pos is not None or neg is not None]
+    def _submit_interaction(self, image, spec, frame, strokes: list[_Stroke]) -> None:
+        items = _merge_strokes(strokes)
         if not items:
             return
         for k, _p, _n in items:
             self._objects.setdefault(k, f"object {k}")
-        if strokes is None:  # brush paint: kept for the round, cannot be deleted one by one
-            strokes = [
-                _Stroke(None, -1, k, positive, m)
-                for k, pos, neg in items
-                for positive, m in ((True, pos), (False, neg))
-                if m is not None
-            ]
         job = _Job("interact", frame=frame, items=items, strokes=list(strokes))
         job.image = image  # the record is made when the job runs (after the model loads)
         job.spec = spec
