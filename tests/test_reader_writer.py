@@ -54,6 +54,55 @@ def test_video_frames_decode_only_what_is_asked(video):
     v.close()
 
 
+def _write_video(path, frames, codec="libx264"):
+    import imageio.v2 as iio2
+
+    writer = iio2.get_writer(str(path), format="ffmpeg", fps=10, codec=codec, quality=8, macro_block_size=16)
+    for f in frames:
+        writer.append_data(f)
+    writer.close()
+
+
+@pytest.mark.parametrize("suffix", [".avi", ".mp4", ".mkv"])
+def test_video_random_access_equals_sequential_reading(tmp_path, suffix):
+    """Backward and forward jumps give the frame itself (an h264 AVI used to repeat frame 30)."""
+    pytest.importorskip("imageio_ffmpeg")
+    n = 40
+    frames = np.zeros((n, 48, 64, 3), np.uint8)
+    for t in range(n):
+        frames[t] = 6 * t  # frame t has a mean of about 6 t
+        frames[t, 12:28, t : t + 16] = 255 - 6 * t  # motion: the encoder uses P and B frames
+    path = tmp_path / f"clip{suffix}"
+    _write_video(path, frames)
+    sequential = VideoFrames(path)
+    assert sequential.n_frames == n
+    expected = [sequential.frame(t).copy() for t in range(n)]
+    sequential.close()
+    for t in range(n):
+        assert abs(expected[t].astype(float).mean() - frames[t].astype(float).mean()) < 3, t
+    video = VideoFrames(path)
+    order = [30, 10, *np.random.default_rng(0).permutation(n).tolist(), 39, 0, 39, 38]
+    for t in order:
+        np.testing.assert_array_equal(video.frame(t), expected[t], err_msg=f"frame {t}")
+        video._cache.clear()  # every read decodes
+    (data, _, _), = napari_get_reader(str(path))(str(path))
+    for t in (30, 10, 25, 2):
+        np.testing.assert_array_equal(np.asarray(data[t]), expected[t])
+    with pytest.raises(IndexError, match="out of range"):
+        video.frame(n)
+    video.close()
+
+
+def test_corrupt_video_is_named_without_blaming_the_install(tmp_path):
+    pytest.importorskip("imageio_ffmpeg")
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(bytes(range(256)) * 40)
+    reader = napari_get_reader(str(bad))
+    with pytest.raises(OSError, match="broken.mp4") as err:
+        reader(str(bad))
+    assert "pip install" not in str(err.value) and "ffmpeg could not decode it" in str(err.value)
+
+
 def _write_jpegs(folder, frames, names):
     import imageio.v3 as iio
 

@@ -12,6 +12,7 @@ No torch here: this module is imported when napari asks which plugin opens a pat
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import threading
@@ -52,49 +53,139 @@ def frame_files(folder) -> list[Path]:
 
 
 # ---------------------------------------------------------------------- video
+_SKIP_AHEAD = 100  # forward jumps up to this many frames read through the open decoder
+
+
+@functools.lru_cache(maxsize=None)
+def _passthrough_args() -> tuple[str, ...]:
+    """ffmpeg output options that pass every decoded frame through, once, in order.
+
+    Without them ffmpeg drops or duplicates frames to keep a constant frame rate when
+    timestamps are irregular (variable frame rate, AVI with B-frames), and the frame
+    index would no longer be the decoded frame's index. ``-fps_mode`` replaced
+    ``-vsync`` in ffmpeg 5.1.
+    """
+    import imageio_ffmpeg
+
+    try:
+        version = imageio_ffmpeg.get_ffmpeg_version()
+    except Exception:  # noqa: BLE001 - assume a recent ffmpeg
+        version = ""
+    m = re.match(r"n?(\d+)\.(\d+)", version)
+    if m and (int(m.group(1)), int(m.group(2))) < (5, 1):
+        return ("-vsync", "passthrough")
+    return ("-fps_mode", "passthrough")
+
+
+def _ffmpeg_reason(err: BaseException) -> str:
+    """The most telling line of an imageio-ffmpeg error (its ffmpeg log is long)."""
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip() and not ln.startswith("===")]
+    for ln in reversed(lines):
+        if any(w in ln.lower() for w in ("invalid", "error", "not found", "no such", "unknown", "could not")):
+            return ln
+    return lines[-1] if lines else type(err).__name__
+
+
 class VideoFrames:
-    """Random access to the frames of a video file, decoded on demand (thread-safe)."""
+    """Random access to the frames of a video file, decoded on demand (thread-safe).
+
+    Frame ``i`` is the ``i``-th frame the decoder yields. Reading forward uses the
+    open decoder; any other access re-opens the file and lets ffmpeg decode forward
+    from the start to the frame (``trim=start_frame=i``), so the frame is exact
+    whatever the container's timestamps (seeking by time returns wrong frames in AVI
+    files with B-frames). Going back therefore costs decoding the video up to there;
+    a cache keeps the last frames read.
+    """
 
     def __init__(self, path) -> None:
-        import imageio.v2 as iio2
-
+        try:
+            import imageio_ffmpeg
+        except ImportError as err:
+            raise ImportError(
+                f"cannot open video {path}: video support needs the imageio-ffmpeg package "
+                "(pip install imageio-ffmpeg)"
+            ) from err
         self.path = Path(path)
         self._lock = threading.Lock()
-        try:
-            self._reader = iio2.get_reader(str(self.path), format="ffmpeg")
-        except Exception as err:  # noqa: BLE001
-            raise OSError(
-                f"cannot open video {self.path}: {err}. Video support needs the imageio-ffmpeg "
-                "package (pip install imageio-ffmpeg)"
-            ) from err
-        meta = self._reader.get_meta_data()
+        self._state: dict = {"gen": None}  # the open decoder, shared with the finaliser
+        self._next = 0  # index of the frame the open decoder yields next
+        # stop the ffmpeg process when the array (and so this object) is dropped
+        weakref.finalize(self, _close_decoder, self._state)
+        meta = self._open(0)
         self.fps = float(meta.get("fps") or 0.0)
-        first = np.asarray(self._reader.get_data(0))
-        self.frame_shape = first.shape
-        self.dtype = first.dtype
-        n = self._reader.count_frames()
+        width, height = meta["size"]
+        self.frame_shape = (int(height), int(width), 3)
+        self.dtype = np.dtype(np.uint8)
+        first = self._read_next()
+        if first is None:
+            raise OSError(f"{self.path} has no decodable frames")
+        try:
+            n = imageio_ffmpeg.count_frames_and_secs(str(self.path))[0]
+        except Exception as err:  # noqa: BLE001 - ffmpeg failed while decoding the whole file
+            raise OSError(f"cannot count the frames of {self.path}: {_ffmpeg_reason(err)}") from err
         if not n or n < 1:
             raise OSError(f"{self.path} has no decodable frames")
         self.n_frames = int(n)
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict({0: first})
-        # stop the ffmpeg process when the array (and so this object) is dropped
-        weakref.finalize(self, _close_quietly, self._reader)
 
     @property
     def shape(self) -> tuple[int, ...]:
         return (self.n_frames, *self.frame_shape)
 
+    def _open(self, start: int) -> dict:
+        """(Re)start the decoder so that it yields frame ``start`` next; its metadata."""
+        import imageio_ffmpeg
+
+        _close_decoder(self._state)
+        out = ["-map", "0:v:0", *_passthrough_args()]
+        if start > 0:
+            out += ["-vf", f"trim=start_frame={int(start)}"]
+        gen = imageio_ffmpeg.read_frames(str(self.path), pix_fmt="rgb24", output_params=out)
+        try:
+            meta = next(gen)
+        except Exception as err:  # noqa: BLE001 - not a video, corrupt header, unknown codec
+            gen.close()
+            raise OSError(f"cannot read video {self.path}: ffmpeg could not decode it ({_ffmpeg_reason(err)})") from err
+        self._state["gen"] = gen
+        self._next = int(start)
+        return meta
+
+    def _read_next(self, keep: bool = True) -> np.ndarray | None:
+        """The next frame of the open decoder (None at the end); bytes only unless ``keep``."""
+        try:
+            raw = next(self._state["gen"])
+        except StopIteration:
+            _close_decoder(self._state)
+            return None
+        except Exception as err:  # noqa: BLE001 - truncated or corrupt data
+            _close_decoder(self._state)
+            raise OSError(f"cannot decode frame {self._next} of {self.path}: {_ffmpeg_reason(err)}") from err
+        self._next += 1
+        if not keep:
+            return None
+        return np.frombuffer(raw, np.uint8).reshape(self.frame_shape).copy()
+
     def frame(self, i: int) -> np.ndarray:
+        """Frame ``i`` (H, W, 3) uint8, exactly the ``i``-th decoded frame."""
         i = int(i)
+        if not 0 <= i < self.n_frames:
+            raise IndexError(f"frame {i} is out of range: {self.path} has {self.n_frames} frames")
         with self._lock:
             if i in self._cache:
                 self._cache.move_to_end(i)
                 return self._cache[i]
-            try:
-                x = np.asarray(self._reader.get_data(i))
-            except IndexError:
-                # count_frames can exceed what the decoder yields at the very end
-                x = self._cache[max(self._cache)] if self._cache else np.zeros(self.frame_shape, self.dtype)
+            if self._state["gen"] is None or not self._next <= i <= self._next + _SKIP_AHEAD:
+                self._open(i)
+            while self._next < i:
+                self._read_next(keep=False)
+                if self._state["gen"] is None:
+                    break
+            x = self._read_next() if self._state["gen"] is not None else None
+            if x is None:
+                raise OSError(
+                    f"cannot decode frame {i} of {self.path}: the decoder stops after {self._next} frames "
+                    f"although ffmpeg counted {self.n_frames}; the end of the file may be damaged"
+                )
             self._cache[i] = x
             if len(self._cache) > _CACHE_FRAMES:
                 self._cache.popitem(last=False)
@@ -102,12 +193,15 @@ class VideoFrames:
 
     def close(self) -> None:
         with self._lock:
-            self._reader.close()
+            _close_decoder(self._state)
 
 
-def _close_quietly(reader) -> None:
+def _close_decoder(state: dict) -> None:
+    gen, state["gen"] = state.get("gen"), None
+    if gen is None:
+        return
     try:
-        reader.close()
+        gen.close()  # stops the ffmpeg process
     except Exception:  # noqa: BLE001 - interpreter shutting down, already closed
         pass
 
