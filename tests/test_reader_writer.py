@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -183,6 +185,100 @@ def test_davis_writer_refuses_what_png_cannot_hold(tmp_path):
         write_labels_davis(str(tmp_path / "a"), np.zeros((2, 3, 8, 8), np.uint8), {})
     with pytest.raises(ValueError, match="0..255"):
         write_labels_davis(str(tmp_path / "b"), np.full((2, 8, 8), 300, np.uint16), {})
+
+
+def _read_davis(folder):
+    (data, _, kind), = napari_get_reader(str(folder))(str(folder))
+    assert kind == "labels"
+    return np.asarray(data)
+
+
+def test_davis_writer_replaces_an_earlier_folder_as_a_whole(tmp_path):
+    folder = tmp_path / "Annotations" / "seq"
+    long = np.zeros((20, 16, 16), np.uint8)
+    long[:, 2:6, 2:6] = 2
+    write_labels_davis(str(folder), long, {})
+    (folder / ".DS_Store").write_bytes(b"x")  # system files go with the old folder
+    short = np.zeros((10, 16, 16), np.uint8)
+    short[:, 8:12, 8:12] = 1
+    assert write_labels_davis(str(folder), short, {}) == [str(folder)]
+    assert sorted(p.name for p in folder.iterdir()) == [f"{t:05d}.png" for t in range(10)]
+    np.testing.assert_array_equal(_read_davis(folder), short)
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["seq"]  # no temporary folder left
+
+
+def test_davis_writer_failure_leaves_the_old_folder_intact(tmp_path, monkeypatch):
+    from PIL import Image
+
+    folder = tmp_path / "seq"
+    old = np.zeros((6, 16, 16), np.uint8)
+    old[:, 1:5, 1:5] = 3
+    write_labels_davis(str(folder), old, {})
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    real_save = Image.Image.save
+    saved = []
+
+    def failing_save(self, fp, *args, **kwargs):
+        saved.append(fp)
+        if len(saved) == 4:
+            raise OSError("disk full")
+        return real_save(self, fp, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "save", failing_save)
+    new = np.ones((6, 16, 16), np.uint8)
+    with pytest.raises(OSError, match="disk full"):
+        write_labels_davis(str(folder), new, {})
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # not half new, half old
+    np.testing.assert_array_equal(_read_davis(folder), old)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["seq"]
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root writes read-only files")
+def test_davis_writer_is_not_stopped_by_a_read_only_old_frame(tmp_path):
+    folder = tmp_path / "seq"
+    write_labels_davis(str(folder), np.zeros((4, 8, 8), np.uint8), {})
+    os.chmod(folder / "00002.png", 0o444)
+    new = np.full((4, 8, 8), 2, np.uint8)
+    write_labels_davis(str(folder), new, {})
+    np.testing.assert_array_equal(_read_davis(folder), new)
+
+
+def test_davis_writer_refuses_to_replace_a_folder_of_other_files(tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("keep me")
+    with pytest.raises(ValueError, match="notes.txt"):
+        write_labels_davis(str(folder), np.zeros((2, 8, 8), np.uint8), {})
+    assert (folder / "notes.txt").read_text() == "keep me" and len(list(tmp_path.iterdir())) == 1
+
+
+def test_writers_check_label_types_and_ranges(tmp_path):
+    import tifffile
+
+    huge = np.array([[[0, 2**32 + 5], [7, 2**40]]], np.int64)
+    (out,) = write_labels_tiff(str(tmp_path / "huge.tif"), huge, {})
+    np.testing.assert_array_equal(tifffile.imread(out), huge)  # no wrap-around
+    assert tifffile.imread(out).dtype == np.uint64
+    mid = np.array([[[0, 2**32 - 1], [70000, 1]]], np.int64)
+    back = tifffile.imread(write_labels_tiff(str(tmp_path / "mid.tif"), mid, {})[0])
+    assert back.dtype == np.uint32
+    np.testing.assert_array_equal(back, mid)
+    for writer in (write_labels_tiff, write_labels_davis):
+        name = writer.__name__
+        with pytest.raises(ValueError, match="must be integers.*float64"):
+            writer(str(tmp_path / f"{name}_float"), np.full((2, 8, 8), 1.7), {})
+        with pytest.raises(ValueError, match="negative labels.*-3"):
+            writer(str(tmp_path / f"{name}_neg"), np.full((2, 8, 8), -3, np.int16), {})
+        with pytest.raises(ValueError, match="integers"):
+            writer(str(tmp_path / f"{name}_complex"), np.ones((2, 8, 8), complex), {})
+    with pytest.raises(ValueError, match="largest label is 256.*0..255"):
+        write_labels_davis(str(tmp_path / "d256"), np.full((2, 8, 8), 256, np.int64), {})
+    assert not any(p.name.startswith("write_labels_davis") for p in tmp_path.iterdir())
+    mask = np.zeros((2, 8, 8), bool)
+    mask[1, 2:4, 2:4] = True
+    (folder,) = write_labels_davis(str(tmp_path / "bool"), mask, {})
+    np.testing.assert_array_equal(_read_davis(folder), mask.astype(np.uint8))
 
 
 def test_reader_and_writers_through_npe2(tmp_path, video):
