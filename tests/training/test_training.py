@@ -302,6 +302,32 @@ def test_train_command_exports_an_interpolated_model(tmp_path, capsys):
     assert changed, "the two runs differ (seeds 0 and 1)"
 
 
+def test_train_command_explains_a_bad_davis_folder(tmp_path, capsys):
+    """A missing folder, a folder without Annotations, frames without masks: one line, no traceback."""
+    import imageio.v3 as iio
+
+    from napari_ipnet.cli import main
+
+    run = ["train", "--out", str(tmp_path / "run"), "--steps", "1", "--threads", "1"]
+    assert main([*run, "--davis", str(tmp_path / "missing")]) == 2
+    assert "missing does not exist" in capsys.readouterr().err
+    davis = tmp_path / "davis"
+    seq = davis / "JPEGImages" / "480p" / "cows"
+    seq.mkdir(parents=True)
+    for t in range(2):
+        iio.imwrite(seq / f"{t:05d}.jpg", np.zeros((24, 32, 3), np.uint8))
+    assert main([*run, "--davis", str(davis)]) == 2
+    err = capsys.readouterr().err
+    assert "no Annotations/480p folder" in err and "Traceback" not in err
+    (davis / "Annotations" / "480p").mkdir(parents=True)
+    assert main([*run, "--davis", str(davis)]) == 2
+    assert "'cows' has frames but no annotations" in capsys.readouterr().err
+    (davis / "Annotations" / "480p" / "cows").mkdir()
+    iio.imwrite(davis / "Annotations" / "480p" / "cows" / "00000.png", np.zeros((24, 32), np.uint8))
+    assert main([*run, "--davis", str(davis)]) == 2
+    assert "1 frame(s) have no annotation" in capsys.readouterr().err and not (tmp_path / "run").exists()
+
+
 def test_sampler_with_ending_flag_only_ends_flagged_clips():
     sampler = ClipSampler(None, [], n_frames=4, seed=2, nuclei_ending=1.0, ending_flag=True, flag_persistent=0.0)
     ended = {True: 0, False: 0}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -61,23 +62,28 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     holdout = tuple(args.holdout.split(",")) if args.holdout else DEFAULT_HOLDOUT
-    seqs = [s for s in list_sequences(args.davis) if s not in holdout] if args.davis else []
-    print(f"training sequences: {len(seqs)}; held out: {','.join(holdout) if args.davis else '-'}")
-    cfg = TrainConfig(steps=args.steps, batch=args.batch, frames=args.frames, rounds=args.rounds,
-                      lr=args.lr, encoder_lr=args.lr / 2, seed=args.seed, val_every=args.val_every, roi_size=args.roi,
-                      decay_steps=args.decay_steps, ending_flag=args.ending_flag,
-                      init=str(args.init) if args.init else None, freeze_interaction=args.freeze_interaction)
-    sampler = ClipSampler(args.davis, seqs, n_frames=args.frames, seed=args.seed, nuclei_ending=args.nuclei_ending,
-                          dim_frames=args.dim_frames, ending_flag=args.ending_flag)
-    val_clips = None
-    if args.davis:
-        vs = ClipSampler(args.davis, [s for s in holdout if s in list_sequences(args.davis)], n_frames=5, seed=999,
-                         mix=(1.0, 0, 0, 0))
-        val_clips = [vs.sample() for _ in range(8)] if vs.data else None
-        cells = np.random.default_rng(4242)
-        from .data import synthetic_cells, synthetic_nuclei
-        val_clips = (val_clips or []) + [synthetic_cells(cells, 5) for _ in range(4)]
-        val_clips += [synthetic_nuclei(cells, 5) for _ in range(4)]
+    try:
+        seqs = [s for s in list_sequences(args.davis) if s not in holdout] if args.davis else []
+        print(f"training sequences: {len(seqs)}; held out: {','.join(holdout) if args.davis else '-'}")
+        cfg = TrainConfig(steps=args.steps, batch=args.batch, frames=args.frames, rounds=args.rounds,
+                          lr=args.lr, encoder_lr=args.lr / 2, seed=args.seed, val_every=args.val_every,
+                          roi_size=args.roi, decay_steps=args.decay_steps, ending_flag=args.ending_flag,
+                          init=str(args.init) if args.init else None, freeze_interaction=args.freeze_interaction)
+        sampler = ClipSampler(args.davis, seqs, n_frames=args.frames, seed=args.seed,
+                              nuclei_ending=args.nuclei_ending, dim_frames=args.dim_frames,
+                              ending_flag=args.ending_flag)
+        val_clips = None
+        if args.davis:
+            vs = ClipSampler(args.davis, [s for s in holdout if s in list_sequences(args.davis)], n_frames=5,
+                             seed=999, mix=(1.0, 0, 0, 0))
+            val_clips = [vs.sample() for _ in range(8)] if vs.data else None
+            cells = np.random.default_rng(4242)
+            from .data import synthetic_cells, synthetic_nuclei
+            val_clips = (val_clips or []) + [synthetic_cells(cells, 5) for _ in range(4)]
+            val_clips += [synthetic_nuclei(cells, 5) for _ in range(4)]
+    except (OSError, ValueError) as err:  # unreadable data or settings, before any training
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     ckpt = train(args.out, sampler, val_clips, cfg, device=args.device,
                  time_limit=args.hours * 3600 if args.hours else None)
     if args.export:

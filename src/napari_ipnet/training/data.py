@@ -25,6 +25,20 @@ from scipy import ndimage
 DEFAULT_HOLDOUT = ("bear", "boat", "car-turn", "dance-jump", "kite-walk", "soccerball")
 
 
+def check_davis_root(root) -> Path:
+    """``root`` as a Path if it has the DAVIS layout, else a FileNotFoundError saying what is missing."""
+    root = Path(root)
+    layout = "expected JPEGImages/480p/<sequence>/*.jpg and Annotations/480p/<sequence>/*.png"
+    if not root.exists():
+        raise FileNotFoundError(f"the DAVIS folder {root} does not exist ({layout})")
+    if not root.is_dir():
+        raise FileNotFoundError(f"the DAVIS folder {root} is a file, not a folder ({layout})")
+    for sub in ("JPEGImages", "Annotations"):
+        if not (root / sub / "480p").is_dir():
+            raise FileNotFoundError(f"{root} is not a DAVIS folder: it has no {sub}/480p folder ({layout})")
+    return root
+
+
 def read_davis_sequence(root: Path, name: str, max_side: int | None = None):
     """Frames uint8 (T, H, W, 3) and masks bool (T, H, W) of one DAVIS-2016 sequence."""
     import imageio.v3 as iio
@@ -34,6 +48,13 @@ def read_davis_sequence(root: Path, name: str, max_side: int | None = None):
     files = sorted(img_dir.glob("*.jpg"))
     if not files:
         raise FileNotFoundError(f"no frames in {img_dir}")
+    if not ann_dir.is_dir():
+        raise FileNotFoundError(f"sequence {name!r} has frames but no annotations: {ann_dir} is missing")
+    missing = [f.stem + ".png" for f in files if not (ann_dir / (f.stem + ".png")).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"sequence {name!r}: {len(missing)} frame(s) have no annotation in {ann_dir}, e.g. {missing[:3]}"
+        )
     frames = np.stack([iio.imread(f) for f in files])
     masks = np.stack([iio.imread(ann_dir / (f.stem + ".png")) for f in files])
     if masks.ndim == 4:
@@ -42,7 +63,9 @@ def read_davis_sequence(root: Path, name: str, max_side: int | None = None):
 
 
 def list_sequences(root: Path) -> list[str]:
-    return sorted(p.name for p in (Path(root) / "JPEGImages" / "480p").iterdir() if p.is_dir())
+    """Names of the sequences of a DAVIS folder (checked by :func:`check_davis_root`)."""
+    root = check_davis_root(root)
+    return sorted(p.name for p in (root / "JPEGImages" / "480p").iterdir() if p.is_dir())
 
 
 def _affine_grid(h: int, w: int, rng, strength: float):
