@@ -231,6 +231,62 @@ def test_own_checkpoint_errors(tmp_path, lite_model):
     assert str(meta_fixed) in str(err.value) and "wrong shape" in str(err.value)
 
 
+def _resave(path, out, config=None, change=None):
+    """``path``'s tensors (``change``d) saved to ``out`` with ``config`` as its config metadata."""
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(path))
+    if change:
+        tensors.update(change(tensors))
+    meta = weights.read_checkpoint_metadata(path)
+    if config is not None:
+        meta["config"] = config if isinstance(config, str) else json.dumps(config)
+    save_file(tensors, str(out), metadata=meta)
+    return out
+
+
+def test_checkpoint_config_is_checked(tmp_path, lite_model):
+    good = save_checkpoint(lite_model, tmp_path / "m.safetensors")
+    cfg = ModelConfig().to_dict()
+    bad = _resave(good, tmp_path / "notjson.safetensors", config="{encoder: lite0,")
+    with pytest.raises(WeightsError) as err:
+        load_model(bad, device="cpu")
+    assert str(bad) in str(err.value) and "not valid JSON" in str(err.value)
+    cases = {
+        "roi": ({**cfg, "roi_size": -5}, "roi_size must be a positive integer, got -5"),
+        "zero": ({**cfg, "decoder_channels": 0}, "decoder_channels must be a positive integer"),
+        "float": ({**cfg, "decoder_mid_channels": 256.0}, "decoder_mid_channels must be a positive integer"),
+        "text": ({**cfg, "roi_size": "256"}, "roi_size must be a positive integer, got '256'"),
+        "flag": ({**cfg, "fuse_references": "yes"}, "fuse_references must be true or false"),
+        "encoder": ({**cfg, "encoder": ["resnet50"]}, "needs the encoder"),
+        "list": ([1, 2], "not a mapping"),
+    }
+    for name, (config, message) in cases.items():
+        path = _resave(good, tmp_path / f"{name}.safetensors", config=config)
+        with pytest.raises(WeightsError) as err:
+            load_model(path, device="cpu")
+        assert str(path) in str(err.value) and message in str(err.value), name
+    torch.save({"model": {}, "config": {**cfg, "roi_size": -5}}, tmp_path / "bad.pt")
+    with pytest.raises(WeightsError, match="roi_size must be a positive integer"):
+        load_model(tmp_path / "bad.pt", device="cpu")
+
+
+def test_integer_tensor_where_a_float_weight_belongs_is_refused(tmp_path, lite_model):
+    good = save_checkpoint(lite_model, tmp_path / "m.safetensors", half=False)
+    key = next(k for k, v in lite_model.interaction.state_dict().items() if v.is_floating_point())
+    ints = _resave(good, tmp_path / "ints.safetensors",
+                   change=lambda t: {f"interaction.{key}": t[f"interaction.{key}"].round().to(torch.int32)})
+    with pytest.raises(WeightsError) as err:
+        load_model(ints, device="cpu")
+    msg = str(err.value)
+    assert str(ints) in msg and "wrong dtype" in msg and key in msg and "torch.int32" in msg
+    state = {f"{part}.{k}": v for part in lite_model.parts for k, v in getattr(lite_model, part).state_dict().items()}
+    state[f"propagation.{key}"] = 3
+    torch.save({"model": state, "config": lite_model.config.to_dict()}, tmp_path / "number.pt")
+    with pytest.raises(WeightsError, match="not tensors"):
+        load_model(tmp_path / "number.pt", device="cpu")
+
+
 def test_default_without_bundled_weights_is_a_clear_error(tmp_path, monkeypatch, lite_model):
     monkeypatch.setattr(weights, "bundled_weights_dir", lambda: tmp_path)
     with pytest.raises(WeightsError) as err:

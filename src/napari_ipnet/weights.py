@@ -78,10 +78,18 @@ def _load_into(module: torch.nn.Module, state: dict, source: Path, what: str) ->
     optional = {k for k in own if k.endswith("num_batches_tracked")}
     missing = [k for k in own if k not in state and k not in optional]
     unexpected = [k for k in state if k not in own]
+    not_tensors = [k for k in own if k in state and not isinstance(state[k], torch.Tensor)]
     wrong = [
         f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
         for k in own
         if k in state and hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(own[k].shape)
+    ]
+    # copying would convert silently: integers where weights belong, or the reverse
+    dtypes = [
+        f"{k}: file {state[k].dtype} vs model {own[k].dtype}"
+        for k in own
+        if k in state and isinstance(state[k], torch.Tensor)
+        and state[k].is_floating_point() != own[k].is_floating_point()
     ]
     problems = []
     if missing:
@@ -90,6 +98,10 @@ def _load_into(module: torch.nn.Module, state: dict, source: Path, what: str) ->
         problems.append(f"{len(unexpected)} unexpected key(s), e.g. {unexpected[:3]}")
     if wrong:
         problems.append(f"{len(wrong)} wrong shape(s), e.g. {wrong[:3]}")
+    if dtypes:
+        problems.append(f"{len(dtypes)} wrong dtype(s), e.g. {dtypes[:3]}")
+    if not_tensors:
+        problems.append(f"{len(not_tensors)} value(s) that are not tensors, e.g. {not_tensors[:3]}")
     if problems:
         raise WeightsError(f"{source} does not fit the {what}: " + "; ".join(problems))
     try:
@@ -177,14 +189,26 @@ def read_checkpoint_metadata(path: str | Path) -> dict:
 
 
 def _config_from(config, path: Path) -> ModelConfig:
+    """A ModelConfig from a checkpoint's config, every value checked (names the file)."""
+    from dataclasses import fields
+
     from .model.backbones import ENCODERS
 
+    if not isinstance(config, dict):
+        raise WeightsError(f"{path} has a model config that is a {type(config).__name__}, not a mapping: {config!r}")
     try:
         cfg = ModelConfig(**config)
     except TypeError as err:  # a field this version does not know
         raise WeightsError(f"{path} has a model config this version cannot build ({config!r}): {err}") from err
-    if cfg.encoder not in ENCODERS:
+    if not isinstance(cfg.encoder, str) or cfg.encoder not in ENCODERS:
         raise WeightsError(f"{path} needs the encoder {cfg.encoder!r}; this version has {sorted(ENCODERS)}")
+    defaults = ModelConfig()
+    for f in fields(ModelConfig):
+        value, kind = getattr(cfg, f.name), type(getattr(defaults, f.name))
+        if kind is bool and not isinstance(value, bool):
+            raise WeightsError(f"{path}: the model config's {f.name} must be true or false, got {value!r}")
+        if kind is int and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise WeightsError(f"{path}: the model config's {f.name} must be a positive integer, got {value!r}")
     return cfg
 
 
@@ -203,17 +227,29 @@ def load_checkpoint(path: str | Path, name: str | None = None) -> IPNetModel:
             raise WeightsError(f"cannot read {path}: {err}; the file may be truncated") from err
         if meta.get("format") != FORMAT_TAG or "config" not in meta:
             raise WeightsError(f"{path} is not a napari-ipnet checkpoint (no '{FORMAT_TAG}' metadata)")
-        config = _config_from(json.loads(meta["config"]), path)
+        try:
+            config = json.loads(meta["config"])
+        except ValueError as err:
+            raise WeightsError(
+                f"{path}: the 'config' metadata is not valid JSON ({err}): {meta['config'][:80]!r}"
+            ) from err
+        config = _config_from(config, path)
     else:
         obj = _torch_load(path)
         if "model" not in obj or "config" not in obj:
             raise WeightsError(f"{path} is not a napari-ipnet training checkpoint (needs 'model' and 'config')")
         config = _config_from(obj["config"], path)
         tensors = obj["model"]
+        if not isinstance(tensors, dict):
+            raise WeightsError(f"{path}: 'model' holds a {type(tensors).__name__}, not a state dict")
     model = IPNetModel(config, name=name or str(path))
     for part in model.parts:
         prefix = part + "."
-        state = {k[len(prefix):]: v.float() if v.is_floating_point() else v for k, v in tensors.items() if k.startswith(prefix)}
+        state = {
+            k[len(prefix):]: v.float() if isinstance(v, torch.Tensor) and v.is_floating_point() else v
+            for k, v in tensors.items()
+            if k.startswith(prefix)
+        }
         _load_into(getattr(model, part), state, path, f"{part} network ({config.encoder})")
     return model
 
