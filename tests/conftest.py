@@ -57,13 +57,16 @@ class StubNet:
             {"rgb": rgb.clone(), "maps": [m.clone() for m in maps], "reference": [e.clone() for e in extra]}
         )
         s = rgb.shape[-2:]
+        b = rgb.shape[0]  # the session batches the objects of a frame
         if callable(self.value):
-            p = self.value(rgb, *maps).double().clamp(1e-7, 1 - 1e-7)
+            p = torch.cat([
+                self.value(rgb[i : i + 1], *(m[i : i + 1] for m in maps)) for i in range(b)
+            ]).double().clamp(1e-7, 1 - 1e-7)
             fg = torch.log(p / (1 - p)).float()
         else:
-            fg = torch.full((1, 1, *s), _logit(self.value))
+            fg = torch.full((b, 1, *s), _logit(self.value))
         logits = torch.cat([torch.zeros_like(fg), fg], dim=1)
-        feature = torch.full((1, 4, 2, 2), float(self.feature_value))
+        feature = torch.full((b, 4, 2, 2), float(self.feature_value))
         return SimpleNamespace(logits=logits, aux=[], feature=feature)
 
 

@@ -118,3 +118,22 @@ def test_warp_out_is_zero_outside_the_box():
     # inside the box the warped constant stays 1
     inner = crop[0, 0, :, int(np.ceil(box.x0)) - x0 : int(np.floor(box.x1)) - x0 + 1]
     assert inner.min() > 0.999
+
+
+# ------------------------------------------------------------------ one object's box
+def test_object_box_ignores_far_negatives():
+    from napari_ipnet.model.roi import object_box
+
+    own = np.zeros((1000, 1000))
+    own[500, 500] = 1  # a small cell in the middle of a large frame
+    negatives = np.zeros((1000, 1000))
+    negatives[20, 20] = negatives[980, 970] = 1  # the other cells' strokes, far away
+    alone = roi_box([own], 1000, 1000)
+    assert _box_tuple(object_box([own], 1000, 1000, [negatives])) == _box_tuple(alone)
+    # the old rule (every map) stretched the box across the frame
+    assert roi_box([own, negatives], 1000, 1000).x1 - roi_box([own, negatives], 1000, 1000).x0 > 1000
+    # without own evidence, the negatives (then the whole frame) give the box
+    assert _box_tuple(object_box([np.zeros((1000, 1000)), None], 1000, 1000, [negatives])) == _box_tuple(
+        roi_box([negatives], 1000, 1000)
+    )
+    assert _box_tuple(object_box([None], 1000, 1000)) == (-5.0, -5.0, 1005.0, 1005.0)

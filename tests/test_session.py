@@ -604,3 +604,33 @@ def test_objects_may_end_picks_the_second_propagation_network(lite_model, small_
     np.testing.assert_array_equal(off, _one_round(frames, lite_model, False)[1])  # persisting objects: the first network
     np.testing.assert_array_equal(on[0], off[0])
     assert on[1:].mean() < off[1:].mean() - 0.05, "the ending network ran on the propagated frames"
+
+
+def test_each_object_has_its_own_roi_and_one_batched_call(stub_model):
+    """Many small objects far apart: each crop is sized to its own object, not to the
+    spread of every stroke, and the objects of a frame go through one network call."""
+    model = stub_model(interaction=_block_stub, propagation=_copy_neighbour)
+    h, w = 600, 800
+    s = Session(frames_of(3, h, w), model)
+    centres = [(60 + 120 * (i // 5), 80 + 150 * (i % 5)) for i in range(10)]
+    scribbles = {"scribbles": [[], [
+        {"path": [[x / w, y / h], [(x + 4) / w, (y + 2) / h]], "object_id": k + 1}
+        for k, (y, x) in enumerate(centres)
+    ], []]}
+    s.batch_size = 4
+    s.interact_davis(scribbles)
+    assert [c["rgb"].shape[0] for c in model.interaction.calls] == [4, 4, 2]  # 10 objects, 3 calls
+    for k, (y, x) in enumerate(centres, start=1):
+        p = s.probability(1, k)
+        ys, xs = np.nonzero(p)
+        # the crop is the 192 px minimum box about the stroke (128 px grown 1.5x), clipped
+        assert ys.max() - ys.min() <= 193 and xs.max() - xs.min() <= 193
+        assert ys.min() <= y <= ys.max() and xs.min() <= x <= xs.max()
+        assert s.label_frame(1)[y, x] == k
+    list(s.propagate())
+    assert [c["rgb"].shape[0] for c in model.propagation.calls] == [4, 4, 2, 4, 4, 2]
+    for k, (y, x) in enumerate(centres, start=1):
+        for t in (0, 2):
+            ys, xs = np.nonzero(s.probability(t, k))
+            assert ys.max() - ys.min() <= 193 and xs.max() - xs.min() <= 193
+            assert s.label_frame(t)[y, x] == k  # every object carried, none swallowed

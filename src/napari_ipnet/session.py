@@ -26,7 +26,7 @@ import torch
 
 from .frames import FrameSource
 from .model.networks import IPNetModel
-from .model.roi import roi_box, warp_in, warp_out
+from .model.roi import Box, object_box, warp_in, warp_out
 from .scribbles import davis_to_maps
 
 _EPS = 1e-4
@@ -153,6 +153,9 @@ class Session:
         as an input (``model.config.ending_flag``).
     """
 
+    #: objects run through a network in one call (a batch); more are split into chunks
+    batch_size: int = 8
+
     def __init__(self, frames, model: IPNetModel, objects_may_end: bool = False) -> None:
         self.frames = frames if isinstance(frames, FrameSource) else FrameSource(frames)
         self.model = model.eval()
@@ -246,30 +249,47 @@ class Session:
         rgb = self.frames.rgb(frame)
         return torch.from_numpy(rgb).permute(2, 0, 1)[None].to(self.model.device)
 
-    def _run(self, net, frame: int, maps: list[np.ndarray], box_maps: list, extra=()):
-        """Warp frame + maps into the ROI, run ``net``, warp the probability back."""
+    def _run(self, net, frame: int, jobs: list[tuple[list[np.ndarray], Box]], extra=()):
+        """Run ``net`` on several objects of one frame as one batch.
+
+        Each job is ``(maps, box)``: the object's input maps and its region of
+        interest. The frame and the maps are warped into each box, the network runs
+        once on the batch (in chunks of :attr:`batch_size`), and each foreground
+        probability is warped back. ``extra``: further network inputs, each a tensor
+        with one row per job (the references) or ``None``.
+
+        Returns a list, one ``((y0, x0), crop, feature)`` per job.
+        """
         h, w = self.frames.height, self.frames.width
-        box = roi_box(box_maps, h, w)
         dev = self.model.device
         size = self.model.config.roi_size
-        rgb = warp_in(self._rgb_tensor(frame), box, size)
-        stacked = torch.from_numpy(np.stack([np.asarray(m, np.float32) for m in maps]))[None].to(dev)
-        roi_maps = warp_in(stacked, box, size)
-        inputs = [roi_maps[:, i : i + 1] for i in range(roi_maps.shape[1])]
-        with torch.inference_mode(), self.model.autocast():
-            out = net(rgb, *inputs, *extra)
-        logits = out.logits.float()
-        if not torch.isfinite(logits).all():
-            # NaN would otherwise be cast silently to an arbitrary uint8 mask value
-            which = "interaction" if net is self.model.interaction else "propagation"
-            raise FloatingPointError(
-                f"the {which} network produced NaN or infinite scores on frame {frame}: the weights "
-                "may be broken, or float16 overflowed (load the model with half=False)"
-            )
-        prob = torch.softmax(logits, dim=1)[:, 1:2]
-        with torch.inference_mode():
-            (y0, x0, y1, x1), crop = warp_out(prob, box, h, w)
-        return (y0, x0), crop[0, 0].cpu().numpy(), out.feature
+        frame_rgb = self._rgb_tensor(frame)
+        results = []
+        for start in range(0, len(jobs), self.batch_size):
+            chunk = jobs[start : start + self.batch_size]
+            rgb = torch.cat([warp_in(frame_rgb, box, size) for _, box in chunk])
+            roi_maps = torch.cat([
+                warp_in(torch.from_numpy(np.stack([np.asarray(m, np.float32) for m in maps]))[None].to(dev), box, size)
+                for maps, box in chunk
+            ])
+            inputs = [roi_maps[:, i : i + 1] for i in range(roi_maps.shape[1])]
+            more = tuple(None if x is None else x[start : start + len(chunk)] for x in extra)
+            with torch.inference_mode(), self.model.autocast():
+                out = net(rgb, *inputs, *more)
+            logits = out.logits.float()
+            if not torch.isfinite(logits).all():
+                # NaN would otherwise be cast silently to an arbitrary uint8 mask value
+                which = "interaction" if net is self.model.interaction else "propagation"
+                raise FloatingPointError(
+                    f"the {which} network produced NaN or infinite scores on frame {frame}: the weights "
+                    "may be broken, or float16 overflowed (load the model with half=False)"
+                )
+            prob = torch.softmax(logits, dim=1)[:, 1:2]
+            with torch.inference_mode():
+                for i, (_, box) in enumerate(chunk):
+                    (y0, x0, y1, x1), crop = warp_out(prob[i : i + 1], box, h, w)
+                    results.append(((y0, x0), crop[0, 0].cpu().numpy(), out.feature[i : i + 1]))
+        return results
 
     # ------------------------------------------------------------------ interaction
     def _check_map(self, m, name: str) -> np.ndarray:
@@ -320,28 +340,37 @@ class Session:
             pos = pos | state.positive[frame]
             neg = neg | state.negative[frame]
         state.positive[frame], state.negative[frame] = pos, neg
-        return self._interact_object(frame, object_id)
-
-    def _interact_object(self, frame: int, object_id: int) -> np.ndarray:
-        state = self._objects[object_id]
-        pos = state.positive[frame]
-        neg = state.negative[frame].copy()
-        for k, other in self._objects.items():
-            if k != object_id and frame in other.positive:
-                neg |= other.positive[frame]
-        prev = self.probability(frame, object_id)
-        (y0, x0), crop, feature = self._run(
-            self.model.interaction, frame, [prev, pos, neg], [prev, pos, neg]
-        )
-        soft = SoftMask.from_crop(y0, x0, crop)
-        if soft is None:
-            state.masks.pop(frame, None)
-        else:
-            state.masks[frame] = soft
-        state.reference = feature.detach()
-        if object_id not in self._round_objects:
-            self._round_objects.append(object_id)
+        self._interact_objects(frame, [object_id])
         return self.probability(frame, object_id)
+
+    def _interact_objects(self, frame: int, ids: list[int]) -> None:
+        """Run the interaction network for objects ``ids`` on ``frame``, as one batch.
+
+        Each object sees its own positive strokes; its negatives are its negative
+        strokes plus the other objects' positive strokes on this frame. Its region of
+        interest comes from its own evidence (:func:`~napari_ipnet.model.roi.object_box`).
+        """
+        h, w = self.frames.height, self.frames.width
+        jobs = []
+        for k in ids:
+            state = self._objects[k]
+            pos = state.positive[frame]
+            neg = state.negative[frame].copy()
+            for j, other in self._objects.items():
+                if j != k and frame in other.positive:
+                    neg |= other.positive[frame]
+            prev = self.probability(frame, k)
+            jobs.append(([prev, pos, neg], object_box([prev, pos], h, w, [neg])))
+        for k, ((y0, x0), crop, feature) in zip(ids, self._run(self.model.interaction, frame, jobs)):
+            state = self._objects[k]
+            soft = SoftMask.from_crop(y0, x0, crop)
+            if soft is None:
+                state.masks.pop(frame, None)
+            else:
+                state.masks[frame] = soft
+            state.reference = feature.detach()
+            if k not in self._round_objects:
+                self._round_objects.append(k)
 
     def interact_davis(self, scribbles: Mapping, frame: int | None = None) -> int:
         """Interact with DAVIS scribble JSON (all objects of one frame).
@@ -365,9 +394,11 @@ class Session:
                 pos = pos | state.positive[frame]
                 neg = neg | state.negative[frame]
             state.positive[frame], state.negative[frame] = pos, neg
-        for k in ids:
-            if self._objects[k].positive[frame].any() or self._objects[k].negative[frame].any() or len(ids) > 1:
-                self._interact_object(frame, k)
+        run = [
+            k for k in ids
+            if self._objects[k].positive[frame].any() or self._objects[k].negative[frame].any() or len(ids) > 1
+        ]
+        self._interact_objects(frame, run)
         return frame
 
     # ------------------------------------------------------------------ propagation
@@ -406,10 +437,12 @@ class Session:
             )
         t = self._round_frame
         ids = list(self._round_objects)
-        fused = {k: self._fused_reference(self._objects[k]) for k in ids}
-        return self._propagate(t, ids, fused, self._restores)
+        # a round fixes its settings when it starts: the network does not change mid-round
+        net = self._propagation_net()
+        fused = {k: self._fused_reference(self._objects[k], net) for k in ids}
+        return self._propagate(t, ids, fused, self._restores, net)
 
-    def _fused_reference(self, state: _ObjectState) -> torch.Tensor:
+    def _fused_reference(self, state: _ObjectState, net=None) -> torch.Tensor:
         """The reference the propagation of ``state``'s current round uses.
 
         The new round's reference fused with the earlier ones (the paper), or, for a
@@ -418,12 +451,13 @@ class Session:
         if state.fused_reference is not None and not self.model.config.fuse_references:
             return state.fused_reference
         with torch.inference_mode():
-            return self._propagation_net().SEFA(state.reference, state.fused_reference)
+            return (net or self._propagation_net()).SEFA(state.reference, state.fused_reference)
 
     def _propagate(
-        self, t: int, ids: list[int], fused: dict, restores: int | None = None
+        self, t: int, ids: list[int], fused: dict, restores: int | None = None, net=None
     ) -> Generator[int, None, None]:
         restores = self._restores if restores is None else restores
+        net = self._propagation_net() if net is None else net
         try:
             bounds = {k: self._bounds(k, t) for k in ids}
             for direction in (+1, -1):
@@ -431,18 +465,17 @@ class Session:
                 while 0 <= f < self.n_frames:
                     if self._restores != restores:
                         return
-                    updates = {}
-                    neighbour = None  # label map of the previous frame, shared by all objects
+                    weights = {}
                     for k in ids:
                         end = bounds[k][1] if direction > 0 else bounds[k][0]
                         w = blend_weight(f, t, end)
-                        if w <= 0.0 or (end is not None and (f - end) * direction >= 0):
-                            continue
-                        if neighbour is None:
-                            neighbour = self.label_frame(f - direction)
-                        updates[k] = self._propagate_object(k, f, neighbour == k, w, fused[k])
-                    if not updates:
+                        if w > 0.0 and (end is None or (f - end) * direction < 0):
+                            weights[k] = w
+                    if not weights:
                         break
+                    # the previous frame's label map, shared by all objects
+                    neighbour = self.label_frame(f - direction)
+                    updates = self._propagate_objects(net, f, neighbour, weights, fused)
                     for k, soft in updates.items():  # commit the frame for all objects
                         if soft is None:
                             self._objects[k].masks.pop(f, None)
@@ -457,14 +490,33 @@ class Session:
     def _propagation_net(self):
         return self.model.propagation_for(self.objects_may_end)
 
-    def _propagate_object(self, k: int, f: int, neighbour_mask: np.ndarray, w: float, reference) -> SoftMask | None:
-        """New soft mask of object ``k`` on frame ``f``: network output blended with weight ``w``."""
-        prev = self.probability(f, k)
-        nb = neighbour_mask.astype(np.float32)
-        extra = (reference,)
+    def _propagate_objects(
+        self, net, f: int, neighbour: np.ndarray, weights: dict[int, float], fused: dict
+    ) -> dict[int, SoftMask | None]:
+        """New soft masks on frame ``f`` of the objects in ``weights``, as one batch.
+
+        Each object's network output is blended with its previous-round mask by its
+        weight; its region of interest comes from its own masks (this frame's previous
+        round, the neighbouring frame's label).
+        """
+        h, w = self.frames.height, self.frames.width
+        ids = list(weights)
+        jobs, prevs = [], []
+        for k in ids:
+            prev = self.probability(f, k)
+            nb = (neighbour == k).astype(np.float32)
+            prevs.append(prev)
+            jobs.append(([prev, nb], object_box([prev, nb], h, w)))
+        extra = [torch.cat([fused[k] for k in ids])]
         if self.model.config.ending_flag:
-            extra += (torch.full((1,), float(self.objects_may_end), device=self.model.device),)
-        (cy, cx), crop, _ = self._run(self._propagation_net(), f, [prev, nb], [prev, nb], extra=extra)
+            extra.append(torch.full((len(ids),), float(self.objects_may_end), device=self.model.device))
+        out = {}
+        for k, prev, ((cy, cx), crop, _) in zip(ids, prevs, self._run(net, f, jobs, extra)):
+            out[k] = self._blend(k, f, cy, cx, crop, prev, weights[k])
+        return out
+
+    def _blend(self, k: int, f: int, cy: int, cx: int, crop: np.ndarray, prev: np.ndarray, w: float):
+        """Blend a new crop into object ``k``'s previous-round mask on frame ``f`` with weight ``w``."""
         if w >= 1.0:
             return SoftMask.from_crop(cy, cx, crop)
         # blend only where either map can be non-zero: the ROI crop and the old mask

@@ -1,5 +1,5 @@
 """Evaluation on a TIFF image stack with a persistent-identity label stack, along t
-and along z, one single-object run per chosen object."""
+and along z: all chosen objects in one session (the default), or one run per object."""
 
 from __future__ import annotations
 
@@ -41,9 +41,23 @@ def tiffs(tmp_path):
     return tmp_path / "cells.tif", tmp_path / "cells_labels.tif"
 
 
+def test_objects_together_by_default(tiffs):
+    img, lab = _stacks()
+    units = load_tiff_units(*tiffs, axis="t", z=1)
+    assert len(units) == 1
+    u = units[0]
+    # object 2 is a fragment in one of six slices: not one of the field's cells
+    assert u.meta["objects"] == [5, 9] and u.objects == [1, 2] and u.meta["together"]
+    assert np.array_equal(u.frames, img[:, 1])
+    expected = np.zeros(lab[:, 1].shape, np.uint16)
+    expected[lab[:, 1] == 5], expected[lab[:, 1] == 9] = 1, 2
+    assert np.array_equal(u.gt, expected)
+    assert u.name == "cells:t-axis:z=1:2-objects"
+
+
 def test_units_along_t(tiffs):
     img, lab = _stacks()
-    units = load_tiff_units(*tiffs, axis="t", z=1, max_objects=2)
+    units = load_tiff_units(*tiffs, axis="t", z=1, max_objects=2, together=False)
     assert [u.meta["object"] for u in units] == [5, 9]  # most slices first
     for u in units:
         k = u.meta["object"]
@@ -57,7 +71,7 @@ def test_units_along_t(tiffs):
 
 def test_units_along_z(tiffs):
     img, lab = _stacks()
-    units = load_tiff_units(*tiffs, axis="z", t=3, objects=[9])
+    units = load_tiff_units(*tiffs, axis="z", t=3, objects=[9], together=False)
     assert len(units) == 1
     u = units[0]
     assert u.frames.shape == (Z, Y, X)
@@ -69,6 +83,7 @@ def test_units_along_z(tiffs):
 def test_choices_and_errors(tiffs):
     _, lab = _stacks()
     assert choose_objects(lab[:, 1], max_objects=5) == [5, 9, 2]
+    assert choose_objects(lab[:, 1]) == [5, 9]  # present in at least half of the slices
     with pytest.raises(ValueError, match="not in the label stack"):
         load_tiff_units(*tiffs, axis="t", z=1, objects=[7])
     with pytest.raises(ValueError, match="out of range"):
@@ -82,7 +97,7 @@ def test_choices_and_errors(tiffs):
 
 
 def test_per_object_runs_and_mean(tiffs):
-    units = load_tiff_units(*tiffs, axis="t", z=1, max_objects=2)
+    units = load_tiff_units(*tiffs, axis="t", z=1, max_objects=2, together=False)
     shifts = {5: [1, 0, 2, 4, 0, 3], 9: [0, 0, 3, 1, 2, 0]}
     queue = [ShiftStub(u.gt, shifts[u.meta["object"]]) for u in units]
     summary = run_protocol(units, lambda frames: queue.pop(0), rounds=3, progress=False)
@@ -104,20 +119,30 @@ def test_per_object_runs_and_mean(tiffs):
 
 def test_cli_tiff(tiffs, tmp_path, monkeypatch):
     def hook(args):
-        units = load_tiff_units(args.source, args.labels, args.axis, args.z, args.t, args.objects, args.max_objects)
+        units = load_tiff_units(args.source, args.labels, args.axis, args.z, args.t, args.objects,
+                                args.max_objects, together=not args.one_at_a_time)
         queue = [ShiftStub(u.gt, [2] * len(u.gt)) for u in units]
         return lambda frames: queue.pop(0)
 
     monkeypatch.setattr(eval_cli, "_session_factory_override", hook)
+    base = ["evaluate", str(tiffs[0]), "--labels", str(tiffs[1]), "--axis", "z", "--t", "4",
+            "--objects", "5,9", "--rounds", "2", "--quiet"]
     out = tmp_path / "micro.json"
-    rc = cli.main(["evaluate", str(tiffs[0]), "--labels", str(tiffs[1]), "--axis", "z", "--t", "4",
-                   "--objects", "5,9", "--rounds", "2", "--out", str(out), "--quiet"])
-    assert rc == 0
+    assert cli.main(base + ["--out", str(out)]) == 0
     s = json.loads(out.read_text())
     assert s["protocol"]["format"] == "tiff" and s["protocol"]["axis"] == "z"
+    assert s["protocol"]["objects_in_one_session"] is True
+    assert list(s["sequences"]) == ["cells:z-axis:t=4:2-objects"]
+    unit = s["sequences"]["cells:z-axis:t=4:2-objects"]
+    assert unit["objects"] == [1, 2] and set(unit["rounds"][-1]["J_objects"]) == {"1", "2"}
+    assert s["overall"]["n_objects"] == 2
+
+    out = tmp_path / "apart.json"
+    assert cli.main(base + ["--one-at-a-time", "--out", str(out)]) == 0
+    s = json.loads(out.read_text())
     names = list(s["sequences"])
     assert names == ["cells:z-axis:t=4:obj5", "cells:z-axis:t=4:obj9"]
-    assert s["overall"]["n_objects"] == 2
+    assert s["overall"]["n_objects"] == 2 and s["protocol"]["objects_in_one_session"] is False
     for name in names:
         assert len(s["sequences"][name]["rounds"]) == 2
 

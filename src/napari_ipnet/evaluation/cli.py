@@ -5,9 +5,10 @@ DAVIS-layout folder::
     napari-ipnet evaluate ROOT [--sequences a,b] [--rounds 8] [--model default]
                                [--device auto] [--out summary.json] [--plot curve.png]
 
-TIFF image stack with a label stack whose identities persist (one run per object)::
+TIFF image stack with its label stack (all objects in one session; J per object and
+their mean)::
 
-    napari-ipnet evaluate IMAGE.tif --labels LABELS.tif --axis t --z 2 --max-objects 3 --rounds 3
+    napari-ipnet evaluate IMAGE.tif --labels LABELS.tif --axis t --z 2 --rounds 3
 
 Torch and the model are imported only when the command runs.
 """
@@ -64,8 +65,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--z", type=int, default=None, help="z plane for --axis t (default: the middle plane)")
     t.add_argument("--t", type=int, default=None, help="time point for --axis z (default 0)")
     t.add_argument("--objects", type=_int_list, default=None, help="comma-separated label ids to evaluate")
-    t.add_argument("--max-objects", type=int, default=3,
-                   help="without --objects: the N ids present in most slices (default 3)")
+    t.add_argument("--max-objects", type=int, default=None,
+                   help="without --objects: the N ids present in most slices (default: every object "
+                        "present in at least half of the slices)")
+    t.add_argument("--one-at-a-time", action="store_true",
+                   help="segment each object in a session of its own (default: all objects in one "
+                        "session, as a user does)")
     t.add_argument("--keep-ids", action="store_true",
                    help="trust the label ids through the slices (default: link objects by overlap, "
                         "since stored ids often jump between cells)")
@@ -124,9 +129,12 @@ def _units(args):
     if args.sequences:
         raise ValueError("--sequences is for DAVIS folders")
     link = not args.keep_ids
-    units = load_tiff_units(src, args.labels, args.axis, args.z, args.t, args.objects, args.max_objects, link=link)
+    together = not args.one_at_a_time
+    units = load_tiff_units(src, args.labels, args.axis, args.z, args.t, args.objects, args.max_objects,
+                            link=link, together=together)
     return units, {"source": str(src), "labels": str(args.labels), "format": "tiff", "axis": args.axis,
-                   "ids": "linked by overlap" if link else "as stored"}
+                   "ids": "linked by overlap" if link else "as stored",
+                   "objects_in_one_session": together}
 
 
 def run(args) -> int:

@@ -164,9 +164,19 @@ def slice_stack(
     return stack[t], f"t={t}"
 
 
-def choose_objects(labels: np.ndarray, objects: Sequence[int] | None = None, max_objects: int = 3) -> list[int]:
-    """Objects to evaluate: the given ids (checked), or the ``max_objects`` ids present in
-    the most slices (ties: larger total area, then smaller id)."""
+def choose_objects(
+    labels: np.ndarray,
+    objects: Sequence[int] | None = None,
+    max_objects: int | None = None,
+    min_presence: float = 0.5,
+) -> list[int]:
+    """Objects to evaluate.
+
+    The given ``objects`` (checked); otherwise every object present in at least
+    ``min_presence`` of the slices (the cells of the field, not a fragment seen in one
+    slice), or with ``max_objects`` the N present in the most slices (ties: larger
+    total area, then smaller id).
+    """
     ids = np.unique(labels)
     ids = [int(i) for i in ids if i != 0]
     if objects:
@@ -178,7 +188,11 @@ def choose_objects(labels: np.ndarray, objects: Sequence[int] | None = None, max
     for k in ids:
         m = labels == k
         stats.append((-int(m.any(axis=(1, 2)).sum()), -int(m.sum()), k))
-    return [k for _, _, k in sorted(stats)[: int(max_objects)]]
+    stats.sort()
+    if max_objects is not None:
+        return [k for _, _, k in stats[: int(max_objects)]]
+    need = min_presence * len(labels)
+    return sorted(k for n, _, k in stats if -n >= need)
 
 
 def link_by_overlap(labels: np.ndarray, min_iou: float = 0.2) -> np.ndarray:
@@ -242,13 +256,17 @@ def load_tiff_units(
     z: int | None = None,
     t: int | None = None,
     objects: Sequence[int] | None = None,
-    max_objects: int = 3,
+    max_objects: int | None = None,
     link: bool = True,
+    together: bool = True,
 ) -> list[EvalSequence]:
-    """One single-object unit per chosen object of a TIFF image / label stack pair.
+    """Evaluation units of a TIFF image / label stack pair.
 
-    With ``link`` (the default) the label ids are first made consistent through the
-    slices by :func:`link_by_overlap`; ``link=False`` trusts the ids as stored.
+    With ``together`` (the default) one unit holds every chosen object, numbered
+    1..K in the order chosen, so that they are segmented in one session as a user
+    does; ``together=False`` gives one single-object unit per object. With ``link``
+    (the default) the label ids are first made consistent through the slices by
+    :func:`link_by_overlap`; ``link=False`` trusts the ids as stored.
     """
     img = _read_tiff(image)
     lab = _read_tiff(labels)
@@ -264,14 +282,26 @@ def load_tiff_units(
     if not chosen:
         raise ValueError("the chosen plane of the label stack has no object")
     stem = Path(image).stem
+    meta = {"source": "tiff", "image": str(image), "labels": str(labels), "axis": axis,
+            "plane": where, "linked_by_overlap": bool(link)}
+    if together:
+        lut = np.zeros(int(gt_all.max()) + 1, np.uint16)
+        lut[chosen] = np.arange(1, len(chosen) + 1)
+        gt = lut[gt_all]
+        return [
+            EvalSequence(
+                name=f"{stem}:{axis}-axis:{where}:{len(chosen)}-objects", frames=frames, gt=gt,
+                objects=list(range(1, len(chosen) + 1)),
+                meta={**meta, "objects": [int(k) for k in chosen], "together": True},
+            )
+        ]
     units = []
     for k in chosen:
         gt = (gt_all == k).astype(np.uint8)
         units.append(
             EvalSequence(
                 name=f"{stem}:{axis}-axis:{where}:obj{k}", frames=frames, gt=gt, objects=[1],
-                meta={"source": "tiff", "image": str(image), "labels": str(labels), "axis": axis,
-                      "plane": where, "object": int(k), "linked_by_overlap": bool(link)},
+                meta={**meta, "object": int(k), "together": False},
             )
         )
     return units

@@ -66,6 +66,31 @@ def roi_box(maps: list[np.ndarray | None], height: int, width: int) -> Box:
     return Box(y0, x0, y1, x1)
 
 
+def object_box(
+    evidence: list[np.ndarray | None],
+    height: int,
+    width: int,
+    negatives: list[np.ndarray | None] = (),
+) -> Box:
+    """The region of interest of one object: the rule of the engine and of training.
+
+    The box comes from the object's own evidence only (``evidence``: its previous
+    mask, its positive strokes, its mask on the neighbouring frame), by
+    :func:`roi_box`. Negative strokes (the background's, and the other objects'
+    strokes, which are negatives for this one) never stretch the box while the
+    object has evidence: the network sees them inside the crop where they fall near
+    the object, and nowhere else. With several objects on a frame, each object's crop
+    is therefore sized to that object, not to the spread of all strokes.
+
+    Only an object without evidence on the frame takes its box from ``negatives``
+    (and with neither, the whole frame), as :func:`roi_box` does.
+    """
+    own = [m for m in evidence if m is not None]
+    if any((np.asarray(m) >= THRESHOLD).any() for m in own):
+        return roi_box(own, height, width)
+    return roi_box(list(negatives), height, width)
+
+
 def _theta(box: Box, height: int, width: int, device, dtype) -> torch.Tensor:
     """Affine matrix mapping ROI-normalised output coords to frame-normalised coords."""
     sx = (box.x1 - box.x0) / max(width - 1, 1)

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from ..model.networks import IPNetModel, ModelConfig, build_model
-from ..model.roi import ROI_SIZE, roi_box, warp_in, warp_out
+from ..model.roi import ROI_SIZE, object_box, warp_in, warp_out
 from ..session import blend_weight
 from .simulate import simulate_scribbles
 
@@ -102,9 +102,8 @@ def run_episode(model: IPNetModel, clips, rng, rounds: int, device, roi: int = R
     total = torch.zeros((), device=device)
     ious = []
 
-    def net_inputs(b, f, maps, box_maps):
+    def net_inputs(b, f, maps, box):
         h, w = gts[b].shape[1:]
-        box = roi_box(box_maps, h, w)
         x = warp_in(rgb[b][f : f + 1], box, roi)
         stacked = torch.from_numpy(np.stack(maps).astype(np.float32))[None].to(device)
         m = warp_in(stacked, box, roi)
@@ -123,7 +122,9 @@ def run_episode(model: IPNetModel, clips, rng, rounds: int, device, roi: int = R
                 if len(ys):
                     i = rng.integers(len(ys))
                     pos[ys[i], xs_[i]] = True
-            box, x, m, t = net_inputs(b, a, [prev[b][a], pos, neg], [prev[b][a], pos, neg])
+            h, w = gts[b].shape[1:]
+            box = object_box([prev[b][a], pos], h, w, [neg])  # the engine's rule
+            box, x, m, t = net_inputs(b, a, [prev[b][a], pos, neg], box)
             boxes.append(box), xs.append(x), ms.append(m), ts.append(t)
         x, m, t = torch.cat(xs), torch.cat(ms), torch.cat(ts)
         out = model.interaction(x, m[:, 0:1], m[:, 1:2], m[:, 2:3])
@@ -145,7 +146,9 @@ def run_episode(model: IPNetModel, clips, rng, rounds: int, device, roi: int = R
                 boxes, xs, ms, ts = [], [], [], []
                 for b in range(B):
                     nb = (cur[b][f - direction] > 0.5).astype(np.float32)
-                    box, x, m, t = net_inputs(b, f, [prev[b][f], nb], [prev[b][f], nb])
+                    h, w = gts[b].shape[1:]
+                    box = object_box([prev[b][f], nb], h, w)  # the engine's rule
+                    box, x, m, t = net_inputs(b, f, [prev[b][f], nb], box)
                     boxes.append(box), xs.append(x), ms.append(m), ts.append(t)
                 x, m, t = torch.cat(xs), torch.cat(ms), torch.cat(ts)
                 out = model.propagation(x, m[:, 0:1], m[:, 1:2], ref, may_end)
