@@ -7,7 +7,14 @@ import json
 import numpy as np
 import pytest
 
-from napari_ipnet.scribbles import annotated_frames, davis_to_maps, maps_to_davis, rasterize_path
+from napari_ipnet.scribbles import (
+    annotated_frames,
+    check_path,
+    davis_to_maps,
+    maps_to_davis,
+    rasterize_path,
+    scribble_map,
+)
 from napari_ipnet.session import Session
 
 
@@ -59,6 +66,67 @@ def test_davis_errors():
     assert davis_to_maps(two, 10, 10, frame=1)[1][1][9, 9]
     with pytest.raises(IndexError, match="out of range"):
         davis_to_maps(two, 10, 10, frame=2)
+
+
+@pytest.mark.parametrize(
+    "stroke, message",
+    [
+        ({"object_id": 1}, "no 'path'"),
+        ({"path": [[0.1, 0.1]]}, "no 'object_id'"),
+        ({}, "no 'path' and no 'object_id'"),
+        ("M 0 0 L 1 1", "is a str"),
+        ([[0.1, 0.2]], "is a list"),
+        ({"path": [0.1, 0.2, 0.3], "object_id": 1}, "odd number of coordinates"),
+        ({"path": [[0.1, 0.2, 0.3]], "object_id": 1}, "shape \\(1, 3\\)"),
+        ({"path": [[0.1, 0.2], [0.3]], "object_id": 1}, "number pairs"),
+        ({"path": [["a", "b"]], "object_id": 1}, "number pairs"),
+        ({"path": "0.1,0.2", "object_id": 1}, "got a str"),
+        ({"path": [[0.1, 0.2], [float("nan"), 0.5]], "object_id": 1}, "point 1 of the path is not finite"),
+        ({"path": [[0.1, float("inf")]], "object_id": 1}, "point 0 of the path is not finite"),
+        ({"path": [[0.1, 0.2]], "object_id": -1}, "object_id must be an integer >= 0"),
+        ({"path": [[0.1, 0.2]], "object_id": "1"}, "object_id must be an integer >= 0"),
+        ({"path": [[0.1, 0.2]], "object_id": True}, "object_id must be an integer >= 0"),
+    ],
+)
+def test_malformed_strokes_name_the_frame_and_stroke(stroke, message):
+    good = {"path": [[0.5, 0.5]], "object_id": 1}
+    d = {"scribbles": [[], [], [good, stroke]]}
+    with pytest.raises(ValueError, match=f"frame 2, stroke 1.*{message}"):
+        davis_to_maps(d, 10, 12)
+
+
+def test_stroke_formats_that_are_accepted():
+    flat = {"scribbles": [[{"path": [0.0, 0.5, 1.0, 0.5], "object_id": 2.0}]]}
+    frame, maps = davis_to_maps(flat, 11, 21)
+    np.testing.assert_array_equal(maps[2], rasterize_path([[0.0, 0.5], [1.0, 0.5]], 11, 21))
+    assert davis_to_maps({"scribbles": [[{"path": [], "object_id": 1}, {"path": [[0, 0]], "object_id": 1}]]},
+                         4, 4)[1][1][0, 0]
+    assert check_path(np.array([[0.1, 0.2]])).shape == (1, 2)
+    with pytest.raises(ValueError, match="not finite"):
+        rasterize_path([[np.nan, 0.5]], 10, 10)  # was an IndexError
+    with pytest.raises(ValueError, match="frame 1 of 'scribbles' is a str"):
+        annotated_frames({"scribbles": [[], "strokes"]})
+
+
+def test_scribble_maps_must_be_masks():
+    shape = (4, 5)
+    for ok in (np.eye(4, 5, dtype=bool), np.eye(4, 5, dtype=np.uint8), np.eye(4, 5), np.eye(4, 5, dtype=np.float32)):
+        out = scribble_map(ok, shape)
+        assert out.dtype == bool
+        np.testing.assert_array_equal(out, np.eye(4, 5, dtype=bool))
+    assert not scribble_map(None, shape).any() and scribble_map(None, shape).shape == shape
+    with pytest.raises(ValueError, match="positive scribble map must hold only 0 and 1.*0.3"):
+        scribble_map(np.full(shape, 0.3), shape, "positive")  # was: all positive
+    with pytest.raises(ValueError, match="only 0 and 1"):
+        scribble_map(np.full(shape, np.nan), shape)
+    with pytest.raises(ValueError, match="only 0 and 1.*2"):
+        scribble_map(np.eye(4, 5, dtype=np.int64) * 2, shape)
+    with pytest.raises(ValueError, match="only 0 and 1"):
+        scribble_map(-np.eye(4, 5), shape)
+    with pytest.raises(ValueError, match="shape \\(5, 4\\)"):
+        scribble_map(np.zeros((5, 4), bool), shape)
+    with pytest.raises(ValueError, match="dtype"):
+        scribble_map(np.zeros(shape, complex), shape)
 
 
 def test_interact_davis_multi_object(stub_model):
