@@ -138,6 +138,78 @@ def test_folder_with_mixed_sizes_is_refused(tmp_path):
         napari_get_reader(str(folder))(str(folder))
 
 
+def test_folder_mixing_colour_gray_palette_and_rgba_reads_as_rgb(tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    rgb = np.zeros((20, 30, 3), np.uint8)
+    rgb[5:10, 5:10] = (200, 100, 50)
+    gray = np.full((20, 30), 77, np.uint8)
+    Image.fromarray(rgb).save(folder / "00000.png")
+    Image.fromarray(gray).save(folder / "00001.png")
+    Image.fromarray(np.dstack([rgb, np.full((20, 30), 128, np.uint8)])).save(folder / "00002.png")
+    pal = Image.fromarray(np.full((20, 30), 2, np.uint8), mode="P")
+    pal.putpalette([0, 0, 0, 0, 0, 0, 10, 20, 30] + [0] * 759)
+    pal.save(folder / "00003.png")
+    Image.fromarray(gray).convert("LA").save(folder / "00004.png")
+    (data, meta, kind), = napari_get_reader(str(folder))(str(folder))
+    assert kind == "image" and meta["rgb"] and data.shape == (5, 20, 30, 3) and data.dtype == np.uint8
+    x = np.asarray(data)
+    assert x.shape == (5, 20, 30, 3)
+    np.testing.assert_array_equal(x[0], rgb)
+    np.testing.assert_array_equal(x[1], np.repeat(gray[..., None], 3, -1))
+    np.testing.assert_array_equal(x[2], rgb)  # alpha dropped
+    assert (x[3] == (10, 20, 30)).all()  # palette colours, not indices
+    np.testing.assert_array_equal(x[4], x[1])
+
+
+def test_folder_that_cannot_be_one_stack_names_the_file(tmp_path):
+    from PIL import Image
+
+    labels = tmp_path / "labels"
+    write_labels_davis(str(labels), np.ones((2, 8, 8), np.uint8), {})
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(labels / "00002.png")
+    with pytest.raises(OSError, match="00002.png is 8-bit colour.*not a palette PNG like 00000.png"):
+        napari_get_reader(str(labels))(str(labels))
+    deep = tmp_path / "deep"
+    deep.mkdir()
+    Image.fromarray(np.zeros((8, 8), np.uint16)).save(deep / "0.png")
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(deep / "1.png")
+    with pytest.raises(OSError, match="1.png is 8-bit grayscale.*0.png is uint16"):
+        napari_get_reader(str(deep))(str(deep))
+
+
+def test_truncated_jpeg_is_named(tmp_path):
+    frames = _moving_frames(n=3)
+    _write_jpegs(tmp_path / "seq", frames, [f"{t:05d}.jpg" for t in range(3)])
+    bad = tmp_path / "seq" / "00002.jpg"
+    jpeg = bad.read_bytes()
+    bad.write_bytes(jpeg[: jpeg.index(b"\xff\xda") + 40])  # the header, then a few bytes of the scan
+    (data, _, _), = napari_get_reader(str(tmp_path / "seq"))(str(tmp_path / "seq"))
+    np.asarray(data[1])
+    with pytest.raises(OSError, match="00002.jpg.*truncated"):
+        np.asarray(data[2])
+    bad.write_bytes(b"not a jpeg")
+    with pytest.raises(OSError, match="cannot read .*00002.jpg"):
+        napari_get_reader(str(tmp_path / "seq"))(str(tmp_path / "seq"))
+
+
+@pytest.mark.parametrize("imagej", [True, False])
+def test_folder_of_5d_tiffs_keeps_their_shape(tmp_path, imagej):
+    import tifffile
+
+    stacks = np.random.default_rng(0).integers(0, 255, (3, 2, 3, 4, 20, 30), dtype=np.uint8)
+    for t, stack in enumerate(stacks):
+        tifffile.imwrite(tmp_path / f"{t}.tif", stack, imagej=imagej, photometric="minisblack")
+    (data, meta, kind), = napari_get_reader(str(tmp_path))(str(tmp_path))
+    assert kind == "image" and data.shape == stacks.shape and not meta["rgb"]
+    np.testing.assert_array_equal(np.asarray(data), stacks)
+    tifffile.imwrite(tmp_path / "3.tif", stacks[0, 0], photometric="minisblack")
+    with pytest.raises(OSError, match=r"3.tif is uint8 \(3, 4, 20, 30\) but 0.tif is uint8 \(2, 3, 4, 20, 30\)"):
+        napari_get_reader(str(tmp_path))(str(tmp_path))
+
+
 def test_reader_declines_what_it_does_not_read(tmp_path):
     (tmp_path / "empty").mkdir()
     (tmp_path / "a.txt").write_text("x")

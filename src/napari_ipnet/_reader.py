@@ -1,11 +1,14 @@
 """Reader: videos (mp4, avi, mov, ...) and folders of frames, decoded lazily.
 
 - A video becomes a dask array (T, H, W, 3) uint8 whose chunks are single frames,
-  decoded on demand with imageio's ffmpeg plugin (``imageio-ffmpeg``); a small cache
-  keeps the last decoded frames and the decoder is reused for sequential access.
+  decoded on demand with ffmpeg (``imageio-ffmpeg``); frame ``i`` is exactly the
+  ``i``-th decoded frame, whatever the container's timestamps. A small cache keeps
+  the last decoded frames and the decoder is reused for sequential access.
 - A folder of frames (e.g. a DAVIS ``JPEGImages/480p/<sequence>`` folder) becomes a
   dask array of its images in natural order, each file read on demand. A folder of
-  palette (indexed) PNGs, like DAVIS ``Annotations``, opens as a Labels layer.
+  palette (indexed) PNGs, like DAVIS ``Annotations``, opens as a Labels layer. 8-bit
+  colour and grayscale images may be mixed (all are read as RGB); other frames must
+  share one shape and dtype. Errors name the file.
 
 No torch here: this module is imported when napari asks which plugin opens a path.
 """
@@ -19,6 +22,7 @@ import threading
 import weakref
 from collections import OrderedDict
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -231,46 +235,141 @@ def read_video(path):
 
 
 # ---------------------------------------------------------------------- frame folders
-def _is_palette_png(path: Path) -> bool:
-    if path.suffix.lower() != ".png":
-        return False
-    from PIL import Image
-
-    with Image.open(path) as im:
-        return im.mode == "P"
+_TIFF = (".tif", ".tiff")
+_COLOUR_MODES = frozenset({"RGB", "RGBA", "RGBX", "RGBa", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV"})
+_GRAY8_MODES = frozenset({"L", "LA", "La", "1"})
+_NATIVE_MODES = {"I;16": np.uint16, "I;16L": np.uint16, "I;16B": np.uint16, "I;16N": np.uint16,
+                 "I": np.int32, "F": np.float32}
 
 
-def _read_file(path: Path, palette: bool) -> np.ndarray:
-    if palette:
+class _Probe(NamedTuple):
+    """What a frame file holds, from its header: its array shape and dtype as stored,
+    its PIL mode (None for TIFFs, read with tifffile) and its kind: ``"colour8"``,
+    ``"gray8"`` (8-bit images that convert to RGB), ``"palette"`` or ``"native"``."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    mode: str | None
+    kind: str
+
+    def describe(self) -> str:
+        what = {"colour8": "8-bit colour", "gray8": "8-bit grayscale", "palette": "a palette PNG"}.get(self.kind)
+        mode = f" (mode {self.mode})" if self.mode else ""
+        return f"{what or self.dtype} {self.shape}{mode}"
+
+
+def _probe(path: Path) -> _Probe:
+    """Read the header of one frame file (OSError naming the file if it cannot)."""
+    try:
+        if path.suffix.lower() in _TIFF:
+            import tifffile
+
+            with tifffile.TiffFile(path) as tf:
+                series = tf.series[0]
+                shape, dtype = tuple(int(s) for s in series.shape), np.dtype(series.dtype)
+            if dtype == np.uint8 and (len(shape) == 2 or (len(shape) == 3 and shape[-1] in (3, 4))):
+                return _Probe(shape, dtype, None, "gray8" if len(shape) == 2 else "colour8")
+            return _Probe(shape, dtype, None, "native")
         from PIL import Image
 
         with Image.open(path) as im:
-            return np.asarray(im)  # palette indices, not colours
-    import imageio.v3 as iio
+            mode, (w, h) = im.mode, im.size
+            if mode == "P" and path.suffix.lower() == ".png":
+                return _Probe((h, w), np.dtype(np.uint8), mode, "palette")
+            if mode in _COLOUR_MODES:
+                return _Probe((h, w, 3), np.dtype(np.uint8), mode, "colour8")
+            if mode in _GRAY8_MODES:
+                return _Probe((h, w), np.dtype(np.uint8), mode, "gray8")
+            if mode in _NATIVE_MODES:
+                return _Probe((h, w), np.dtype(_NATIVE_MODES[mode]), mode, "native")
+            probe = np.asarray(im.crop((0, 0, 1, 1)))  # a rare mode: decode to learn its dtype
+            return _Probe((h, w, *probe.shape[2:]), probe.dtype.newbyteorder("="), mode, "native")
+    except Exception as err:  # noqa: BLE001 - unknown format, damaged header
+        raise OSError(f"cannot read {path}: {type(err).__name__}: {err}") from err
 
-    return np.asarray(iio.imread(path))
+
+def _folder_plan(files: list[Path], probes: list[_Probe]) -> tuple[str, tuple[int, ...], np.dtype]:
+    """How the files of one folder are read: ("labels" | "rgb" | "gray" | "native", shape, dtype).
+
+    8-bit colour and grayscale images (RGBA, palette, gray) may be mixed: they are all
+    converted to RGB. Anything else must share the first file's shape and dtype.
+    """
+    first = probes[0]
+    if first.kind == "palette":
+        for f, p in zip(files, probes):
+            if p.kind != "palette":
+                raise OSError(
+                    f"{f} is {p.describe()}, not a palette PNG like {files[0].name}: a folder of label "
+                    "PNGs must hold only palette PNGs"
+                )
+        plan = "labels"
+    elif all(p.kind in ("colour8", "gray8", "palette") for p in probes):
+        plan = "rgb" if any(p.kind != "gray8" for p in probes) else "gray"
+    else:
+        plan = "native"
+    h, w = first.shape[:2] if plan != "native" else (None, None)
+    for f, p in zip(files, probes):
+        if plan != "native" and p.shape[:2] != (h, w):
+            raise OSError(
+                f"{f.name} is {p.shape[1]}x{p.shape[0]} but {files[0].name} is {w}x{h}: "
+                "all frames of a folder must have the same size"
+            )
+        if plan == "native" and (p.shape, p.dtype) != (first.shape, first.dtype):
+            raise OSError(
+                f"{f} is {p.describe()} but {files[0].name} is {first.describe()}: all frames of a folder "
+                "must have the same size, dtype and channels (only 8-bit colour and grayscale images "
+                "can be mixed; they are read as RGB)"
+            )
+    shape = {"labels": (h, w), "rgb": (h, w, 3), "gray": (h, w)}.get(plan, first.shape)
+    return plan, shape, first.dtype if plan == "native" else np.dtype(np.uint8)
+
+
+def _read_frame(path: Path, plan: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """One frame file read and converted as ``plan`` says (OSError naming the file)."""
+    try:
+        if path.suffix.lower() in _TIFF:
+            import tifffile
+
+            x = np.asarray(tifffile.imread(path))
+            if plan == "rgb" and x.ndim == 2:
+                x = np.repeat(x[..., None], 3, axis=-1)
+            elif plan == "rgb" and x.shape[-1] == 4:
+                x = x[..., :3]
+        else:
+            from PIL import Image
+
+            with Image.open(path) as im:
+                if plan == "rgb" and im.mode != "RGB":
+                    im = im.convert("RGB")  # alpha dropped, palette and gray expanded
+                elif plan == "gray" and im.mode != "L":
+                    im = im.convert("L")
+                x = np.asarray(im)  # a palette PNG of a label folder: its indices
+    except Exception as err:  # noqa: BLE001 - truncated or damaged file
+        raise OSError(f"cannot read {path}: {type(err).__name__}: {err}") from err
+    x = x.astype(dtype, copy=False)
+    if x.shape != shape:
+        raise OSError(f"{path} holds an array of shape {x.shape}, expected {shape} like the other frames")
+    return x
 
 
 def folder_array(folder):
-    """Lazy dask array of a folder of frames and whether they are palette labels."""
-    from PIL import Image
+    """Lazy dask array of a folder of frames and whether they are palette labels.
 
+    Every file's header is read first: the frames must share their size, and their
+    dtype and channels unless they are 8-bit colour and grayscale images (RGB, RGBA,
+    palette, gray), which are all read as RGB. Errors name the file.
+    """
     files = frame_files(folder)
     if not files:
         raise OSError(f"{folder} holds no image files ({', '.join(FRAME_EXTENSIONS)})")
-    palette = _is_palette_png(files[0])
-    first = _read_file(files[0], palette)
-    size = (first.shape[1], first.shape[0])
-    for f in files[1:]:
-        with Image.open(f) as im:  # header only
-            if im.size != size:
-                raise OSError(f"{f.name} is {im.size[0]}x{im.size[1]} but {files[0].name} is {size[0]}x{size[1]}: "
-                              "all frames of a folder must have the same size")
+    probes = [_probe(f) for f in files]
+    plan, shape, dtype = _folder_plan(files, probes)
+    first = _read_frame(files[0], plan, shape, dtype)
 
     def load(i):
-        return first if i == 0 else _read_file(files[i], palette)
+        return first if i == 0 else _read_frame(files[i], plan, shape, dtype)
 
-    return _lazy_stack(len(files), first.shape, first.dtype, load), palette
+    return _lazy_stack(len(files), shape, dtype, load), plan == "labels"
 
 
 def read_frame_folder(path):
