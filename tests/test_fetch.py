@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -42,6 +43,18 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if mode == "stall":
             time.sleep(2.0)
+        if mode == "slow":  # a trickle: a download that lasts until it is stopped
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            try:
+                for i in range(0, len(body), 1024):
+                    self.wfile.write(body[i : i + 1024])
+                    self.wfile.flush()
+                    time.sleep(0.05)
+            except OSError:  # the client went away
+                pass
+            return
         self.send_response(200)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Content-Length", str(len(body)))
@@ -150,6 +163,56 @@ def test_keyboard_interrupt_removes_the_part_file(server, tmp_path, monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         _fetch(server, dest)
     assert len(seen) == 3 and list(dest.iterdir()) == []
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX signals")
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
+def test_termination_signal_removes_the_part_file(server, tmp_path, signame):
+    """SIGTERM (kill, a closing session manager) and SIGHUP (a closed terminal) clean up like Ctrl-C."""
+    dest = tmp_path / "w"
+    server.files["I_e290.pth"] = _pth_bytes(1, 100_000)  # 400 kB: 20 s at the trickle's pace
+    server.modes["I_e290.pth"] = "slow"
+    code = (
+        "from napari_ipnet import fetch\n"
+        "fetch._CHUNK = 1024\n"
+        f"fetch.fetch_weights('ipnet-paper', dest={str(dest)!r}, urls={server.base!r}, progress=False,\n"
+        "                    accept_license=True, verify_load=False)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE)
+    part = dest / "I_e290.pth.part"
+    deadline = time.monotonic() + 60
+    while not (part.exists() and part.stat().st_size > 0):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read().decode()
+        time.sleep(0.02)
+    sig = getattr(signal, signame)
+    proc.send_signal(sig)
+    assert proc.wait(30) == -sig, proc.stderr.read().decode()  # it still dies of the signal
+    assert _leftovers(dest) == [] and not (dest / "I_e290.pth").exists()
+
+
+def test_signal_handlers_are_only_replaced_while_downloading(server, tmp_path, monkeypatch):
+    handlers = {sig: signal.getsignal(sig) for sig in fetch._cleanup_signals()}
+    during = []
+    real_download = fetch._download
+
+    def spying_download(*args, **kwargs):
+        during.append({sig: signal.getsignal(sig) for sig in handlers})
+        return real_download(*args, **kwargs)
+
+    monkeypatch.setattr(fetch, "_download", spying_download)
+    _fetch(server, tmp_path / "w")
+    assert len(during) == 2
+    for sig, old in handlers.items():
+        assert during[0][sig] is not old and signal.getsignal(sig) is old
+    # an ignored signal stays ignored (nohup)
+    if hasattr(signal, "SIGHUP"):
+        monkeypatch.setattr(fetch, "_download", spying_download)
+        old = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        try:
+            _fetch(server, tmp_path / "w2")
+            assert during[-1][signal.SIGHUP] is signal.SIG_IGN
+        finally:
+            signal.signal(signal.SIGHUP, old)
 
 
 def test_checksum_mismatch_keeps_the_good_file(server, tmp_path):

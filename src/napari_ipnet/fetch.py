@@ -10,8 +10,10 @@ Safety of the download:
 - the licence must be accepted (``--yes``, an interactive ``y``, or
   ``accept_license=True`` in Python);
 - each file is written to ``NAME.part`` and moved into place with ``os.replace`` only
-  once it is complete and checked; on any failure or interruption the ``.part`` file
-  is deleted, so no half-written file is ever left;
+  once it is complete and checked; on any failure or interruption (Ctrl-C, and
+  SIGTERM or SIGHUP: handlers are installed while a file downloads, then the
+  previous ones are restored and the signal delivered to them) the ``.part`` file is
+  deleted, so no half-written file is ever left;
 - the SHA-256 of each file is recorded in ``checksums.json`` on first download and
   verified on every later run and re-download: a mismatch is an error and the new file
   is not installed (the previous one stays untouched);
@@ -25,11 +27,14 @@ This module imports neither torch nor the networks until the load check runs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import http.client
 import json
 import os
+import signal
 import sys
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
@@ -225,6 +230,55 @@ def verify_paper_file(path: Path, fname: str) -> None:
         raise FetchError(f"{fname} is not a usable IPNet checkpoint: {err}") from err
 
 
+class _Terminated(BaseException):
+    """Raised by the temporary SIGTERM / SIGHUP handler, as KeyboardInterrupt is for SIGINT."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _cleanup_signals() -> list[int]:
+    """The signals that end a download with the clean-up that Ctrl-C gets."""
+    return [sig for sig in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)) if sig is not None]
+
+
+@contextlib.contextmanager
+def _signals_unwind():
+    """While the block runs, SIGTERM and SIGHUP raise inside it, so that its ``finally``
+    clauses remove partial files; afterwards the previous handlers are restored and a
+    signal that arrived is delivered again, to them (by default: the process ends).
+
+    Only in the main thread (the only one that may set handlers); a signal that was
+    ignored (``nohup``) stays ignored.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise _Terminated(signum)
+
+    previous = {}
+    try:
+        for sig in _cleanup_signals():
+            old = signal.getsignal(sig)
+            if old is signal.SIG_IGN or old is None:  # ignored, or set outside Python: leave it
+                continue
+            previous[sig] = old
+            signal.signal(sig, handler)
+        yield
+    except _Terminated as stop:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+        previous.clear()
+        os.kill(os.getpid(), stop.signum)  # the previous handler's turn (by default: terminate)
+        raise SystemExit(128 + stop.signum) from None  # a Python handler that returned
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
 # ---------------------------------------------------------------------- main logic
 def _fetch(
     dest: Path,
@@ -264,28 +318,29 @@ def _fetch(
                     continue
             else:
                 log(f"{fname}: the existing file does not match its recorded checksum; downloading again")
-        try:
-            digest, size = _download(url, part, fname, progress, timeout)
-            if recorded is not None and digest != recorded:
-                raise ChecksumMismatchError(
-                    f"checksum mismatch for {fname} downloaded from {url}: got sha256 {digest}, "
-                    f"expected {recorded} (recorded in {dest / CHECKSUM_FILE} on the first download). "
-                    "The new file was NOT installed"
-                    + (f"; the existing {target} is untouched" if target.exists() else "")
-                    + ". If the authors really published a new file, delete that entry of "
-                    f"{CHECKSUM_FILE} and run again"
-                )
-            if not _looks_like_checkpoint(part):
-                raise FetchError(
-                    f"the server did not send a PyTorch checkpoint for {fname} (perhaps an HTML "
-                    f"page: the address {url} may have moved); nothing was installed"
-                )
-            if verify_load:
-                verify_paper_file(part, fname)
-            os.replace(part, target)
-        finally:  # any failure or interruption (KeyboardInterrupt included)
-            if part.exists():
-                part.unlink()
+        with _signals_unwind():
+            try:
+                digest, size = _download(url, part, fname, progress, timeout)
+                if recorded is not None and digest != recorded:
+                    raise ChecksumMismatchError(
+                        f"checksum mismatch for {fname} downloaded from {url}: got sha256 {digest}, "
+                        f"expected {recorded} (recorded in {dest / CHECKSUM_FILE} on the first download). "
+                        "The new file was NOT installed"
+                        + (f"; the existing {target} is untouched" if target.exists() else "")
+                        + ". If the authors really published a new file, delete that entry of "
+                        f"{CHECKSUM_FILE} and run again"
+                    )
+                if not _looks_like_checkpoint(part):
+                    raise FetchError(
+                        f"the server did not send a PyTorch checkpoint for {fname} (perhaps an HTML "
+                        f"page: the address {url} may have moved); nothing was installed"
+                    )
+                if verify_load:
+                    verify_paper_file(part, fname)
+                os.replace(part, target)
+            finally:  # any failure or interruption (KeyboardInterrupt, SIGTERM, SIGHUP)
+                if part.exists():
+                    part.unlink()
         if recorded is None:
             checksums[fname] = {"sha256": digest, "size": size, "url": url,
                                 "recorded": datetime.now(timezone.utc).isoformat(timespec="seconds")}
