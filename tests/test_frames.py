@@ -112,3 +112,33 @@ def test_lazy_access_and_cache(counting_frames):
     fs.rgb(50)  # evicted from the 4-frame cache: read again
     assert len(frames.keys) == n + 6
     np.testing.assert_array_equal(fs.raw(7), data[7])
+
+
+def test_cache_is_bounded_in_bytes_not_frames(counting_frames, monkeypatch):
+    """Big frames: the cache keeps what fits in its budget, however many frames are read."""
+    data = np.random.default_rng(0).integers(0, 256, (12, 300, 400, 3), dtype=np.uint8)
+    frame_bytes = 300 * 400 * 3 * 4  # float32 RGB: 1.4 MB
+    fs = FrameSource(counting_frames(data), cache_bytes=int(2.5 * frame_bytes))
+    for t in range(12):
+        fs.rgb(t)
+        assert fs.cached_bytes <= 2.5 * frame_bytes
+    assert sorted(fs._cache) == [10, 11]
+    assert fs.cached_bytes == sum(x.nbytes for x in fs._cache.values()) == 2 * frame_bytes
+    # a budget below one frame still keeps the frame just read
+    frames = counting_frames(data)
+    tiny = FrameSource(frames, cache_bytes=1000)
+    for t in (3, 4, 5):
+        tiny.rgb(t)
+        assert list(tiny._cache) == [t] and tiny.cached_bytes == frame_bytes
+    n = len(frames.keys)
+    np.testing.assert_allclose(tiny.rgb(5), data[5] / 255.0, atol=1e-6)
+    assert len(frames.keys) == n  # served from the cache
+    # the default budget is 512 MiB (8000 x 8000 frames: one at a time, not 8 x 768 MB)
+    assert FrameSource(data)._cache_bytes == 512 * 2**20
+    monkeypatch.setenv("NAPARI_IPNET_FRAME_CACHE_MB", "1.5")
+    assert FrameSource(data)._cache_bytes == int(1.5 * 2**20)
+    monkeypatch.setenv("NAPARI_IPNET_FRAME_CACHE_MB", "lots")
+    with pytest.raises(ValueError, match="NAPARI_IPNET_FRAME_CACHE_MB must be a number of MiB"):
+        FrameSource(data)
+    with pytest.raises(ValueError, match="cache_bytes"):
+        FrameSource(data, cache_bytes=-1)

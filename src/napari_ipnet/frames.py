@@ -4,17 +4,22 @@ A :class:`FrameSource` wraps a (T, H, W) or (T, H, W, C) array-like (numpy, dask
 zarr, memmap, a lazy video reader) and reads one frame at a time. Colour uint8 video
 is scaled by 1/255; everything else (grayscale, uint16 microscopy, float) is scaled
 robustly between low and high percentiles estimated from a sample of frames, so that
-a few hot pixels do not crush the contrast. One channel is replicated to RGB.
+a few hot pixels do not crush the contrast. One channel is replicated to RGB. The
+last normalised frames are cached within a memory budget (512 MiB by default).
 """
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 
 import numpy as np
 
 LOW_PERCENTILE = 0.5
 HIGH_PERCENTILE = 99.8
+#: memory the cache of normalised frames may use (``$NAPARI_IPNET_FRAME_CACHE_MB`` overrides it)
+DEFAULT_CACHE_BYTES = 512 * 2**20
+CACHE_ENV = "NAPARI_IPNET_FRAME_CACHE_MB"
 _SAMPLE_FRAMES = 12
 _SAMPLE_PIXELS = 200_000
 
@@ -27,10 +32,14 @@ class FrameSource:
     frames:
         (T, H, W) grayscale or (T, H, W, C) with C in {1, 3, 4} (alpha is dropped).
     cache_size:
-        Number of normalised frames kept in memory.
+        Most normalised frames kept in memory.
+    cache_bytes:
+        Most bytes they may take (default ``DEFAULT_CACHE_BYTES``, 512 MiB, or
+        ``$NAPARI_IPNET_FRAME_CACHE_MB``); the frame read last is always kept, so
+        frames larger than this are cached one at a time.
     """
 
-    def __init__(self, frames, cache_size: int = 8) -> None:
+    def __init__(self, frames, cache_size: int = 8, cache_bytes: int | None = None) -> None:
         shape = tuple(getattr(frames, "shape", ()))
         if len(shape) == 2:
             raise ValueError(
@@ -55,7 +64,9 @@ class FrameSource:
         self.dtype = np.dtype(getattr(frames, "dtype", np.float32))
         self.is_color = len(shape) == 4 and shape[-1] in (3, 4)
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
-        self._cache_size = cache_size
+        self._cache_size = max(1, int(cache_size))
+        self._cache_bytes = _cache_bytes(cache_bytes)
+        self._cached_bytes = 0
         self._range: tuple[float, float] | None = None
         if self.dtype.kind not in "uifb":
             raise ValueError(f"frames of dtype {self.dtype} are not images")
@@ -127,6 +138,29 @@ class FrameSource:
             x = x[..., :3]
         x = np.ascontiguousarray(x)
         self._cache[t] = x
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+        self._cached_bytes += x.nbytes
+        while len(self._cache) > 1 and (
+            len(self._cache) > self._cache_size or self._cached_bytes > self._cache_bytes
+        ):
+            self._cached_bytes -= self._cache.popitem(last=False)[1].nbytes
         return x
+
+    @property
+    def cached_bytes(self) -> int:
+        """Bytes held by the cache of normalised frames."""
+        return self._cached_bytes
+
+
+def _cache_bytes(value: int | None) -> int:
+    """The cache budget in bytes: ``value``, else the environment, else the default."""
+    if value is None:
+        env = os.environ.get(CACHE_ENV)
+        if not env:
+            return DEFAULT_CACHE_BYTES
+        try:
+            value = int(float(env) * 2**20)
+        except ValueError:
+            raise ValueError(f"${CACHE_ENV} must be a number of MiB, got {env!r}") from None
+    if isinstance(value, bool) or int(value) < 0:
+        raise ValueError(f"cache_bytes must be a number of bytes >= 0, got {value!r}")
+    return int(value)
