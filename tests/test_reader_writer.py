@@ -411,3 +411,160 @@ def test_cell_timelapse_cells_move_and_one_divides():
     # microscopy-like: noisy background, bright cells
     assert frames[0][labels[0] > 0].mean() > 2 * frames[0][labels[0] == 0].mean()
     assert frames[0][labels[0] == 0].std() > 5
+
+
+# ---------------------------------------------------------------- property-based round trips
+_INT_DTYPES = ["bool", "uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64"]
+
+
+def _label_arrays(draw, ndims, max_side=12):
+    """A random label array: shape, dtype, a random set of ids (huge ones too), and for
+    some signed arrays a negative id; floats with integral and fractional values."""
+    from hypothesis import strategies as st
+
+    dtype = np.dtype(draw(st.sampled_from([*_INT_DTYPES, "float32", "float64"])))
+    shape = tuple(draw(st.lists(st.integers(1, max_side), min_size=ndims[0], max_size=ndims[1])))
+    if dtype == bool:
+        ids = [False, True]
+    elif dtype.kind == "f":
+        ids = draw(st.lists(st.sampled_from([0.0, 1.0, 1.7, 255.0, -2.0]), min_size=1, max_size=4))
+    else:
+        top = int(np.iinfo(dtype).max)
+        special = [v for v in (1, 2, 255, 256, 65535, 65536, 2**32 - 1, 2**32, 2**32 + 5, top) if v <= top]
+        ids = draw(st.lists(st.one_of(st.sampled_from(special), st.integers(0, top)), min_size=1, max_size=5))
+        ids = [0, *ids]
+        if dtype.kind == "i" and draw(st.integers(0, 3)) == 0:
+            ids.append(draw(st.integers(int(np.iinfo(dtype).min), -1)))
+    picks = np.asarray(draw(st.lists(st.integers(0, len(ids) - 1), min_size=1, max_size=64)))
+    flat = np.asarray(ids, dtype=dtype)[picks]
+    return np.resize(flat, shape).astype(dtype)
+
+
+def _property_settings():
+    from hypothesis import HealthCheck, settings
+
+    return settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def test_tiff_writer_round_trip_property():
+    """Any integer labels >= 0 read back identical (no wrap-around); anything else is a clear ValueError."""
+    pytest.importorskip("hypothesis")
+    import tempfile
+
+    import tifffile
+    from hypothesis import example, given
+    from hypothesis import strategies as st
+
+    @_property_settings()
+    @given(st.data())
+    @example(None)  # the wrap-around of issue 15, every run
+    def check(data):
+        labels = _label_arrays(data.draw, (2, 4)) if data is not None else np.array([[0, 2**32 + 5]], np.int64)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = f"{tmp}/labels.tif"
+            if labels.dtype.kind == "f":
+                with pytest.raises(ValueError, match="labels must be integers"):
+                    write_labels_tiff(path, labels, {})
+            elif labels.dtype.kind == "i" and labels.min() < 0:
+                with pytest.raises(ValueError, match="negative labels"):
+                    write_labels_tiff(path, labels, {})
+            else:
+                (out,) = write_labels_tiff(path, labels, {})
+                back = tifffile.imread(out)
+                assert back.shape == labels.shape
+                assert back.dtype == bool or back.dtype.kind == "u"
+                np.testing.assert_array_equal(back.astype(object), labels.astype(object))  # exact, even uint64
+
+    check()
+
+
+def test_davis_writer_round_trip_property():
+    """Labels 0..255 of any integer dtype read back identical through the reader, even over an
+    earlier folder; floats, negatives and labels above 255 are clear ValueErrors and write nothing."""
+    pytest.importorskip("hypothesis")
+    import tempfile
+    from pathlib import Path
+
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    @_property_settings()
+    @given(st.data())
+    def check(data):
+        labels = _label_arrays(data.draw, (2, 3))
+        if data.draw(st.booleans()) and labels.dtype.kind in "iu":  # ids that fit a palette PNG
+            labels = np.clip(labels, 0, min(255, np.iinfo(labels.dtype).max)).astype(labels.dtype)
+        earlier = data.draw(st.integers(0, 5))  # frames of a folder written before (0: none)
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp) / "seq"
+            if earlier:
+                write_labels_davis(str(folder), np.full((earlier, 4, 5), 9, np.uint8), {})
+            before = sorted(p.name for p in folder.iterdir()) if earlier else None
+            as_3d = labels[None] if labels.ndim == 2 else labels
+            if labels.dtype.kind == "f":
+                error = "labels must be integers"
+            elif labels.dtype != bool and labels.min() < 0:
+                error = "negative labels"
+            elif labels.dtype != bool and labels.max() > 255:
+                error = "0..255"
+            else:
+                error = None
+            if error:
+                with pytest.raises(ValueError, match=error):
+                    write_labels_davis(str(folder), labels, {})
+                assert (sorted(p.name for p in folder.iterdir()) if earlier else None) == before
+                assert sorted(p.name for p in Path(tmp).iterdir()) == (["seq"] if earlier else [])
+                return
+            assert write_labels_davis(str(folder), labels, {}) == [str(folder)]
+            assert sorted(p.name for p in Path(tmp).iterdir()) == ["seq"]
+            assert len(list(folder.iterdir())) == as_3d.shape[0]
+            back = _read_davis(folder)
+            assert back.shape == as_3d.shape
+            np.testing.assert_array_equal(back, as_3d.astype(np.int64))
+
+    check()
+
+
+def test_frame_folder_round_trip_property():
+    """Frames saved as PNG or TIFF files (any dtype TIFF holds, gray or colour) read back identical
+    (RGBA as RGB), in natural order."""
+    pytest.importorskip("hypothesis")
+    import tempfile
+    from pathlib import Path
+
+    import tifffile
+    from hypothesis import given
+    from hypothesis import strategies as st
+    from PIL import Image
+
+    @_property_settings()
+    @given(st.data())
+    def check(data):
+        fmt = data.draw(st.sampled_from(["png", "tif"]))
+        dtypes = ["uint8", "uint16"] if fmt == "png" else ["uint8", "uint16", "int16", "float32", "bool"]
+        dtype = np.dtype(data.draw(st.sampled_from(dtypes)))
+        channels = data.draw(st.sampled_from([0, 3, 4] if dtype == np.uint8 else [0]))
+        n, h, w = data.draw(st.integers(1, 12)), data.draw(st.integers(1, 9)), data.draw(st.integers(1, 9))
+        seed = data.draw(st.integers(0, 2**16))
+        shape = (n, h, w, channels) if channels else (n, h, w)
+        rng = np.random.default_rng(seed)
+        if dtype.kind == "f":
+            frames = rng.normal(size=shape).astype(dtype)
+        elif dtype == bool:
+            frames = rng.random(shape) > 0.5
+        else:
+            info = np.iinfo(dtype)
+            frames = rng.integers(info.min, int(info.max) + 1, shape).astype(dtype)
+        with tempfile.TemporaryDirectory() as tmp:
+            for t in range(n):
+                f = Path(tmp) / f"{t}.{fmt}"  # 10.png after 9.png
+                if fmt == "png":
+                    Image.fromarray(frames[t]).save(f)
+                else:
+                    tifffile.imwrite(f, frames[t], photometric="rgb" if channels else "minisblack")
+            (data_, meta, kind), = napari_get_reader(tmp)(tmp)
+            expected = frames[..., :3] if channels == 4 else frames
+            assert kind == "image" and data_.shape == expected.shape and data_.dtype == expected.dtype
+            np.testing.assert_array_equal(np.asarray(data_), expected)
+
+    check()
