@@ -140,8 +140,10 @@ def test_interact_davis_multi_object(stub_model):
     assert s.interact_davis(d) == 2
     assert s.object_ids == [1, 2] and s.pending_frame == 2
     # each object: its own positives; negatives = background + the other object's strokes
-    (c1, c2) = model.interaction.calls
-    assert c1["maps"][1].sum() > 0 and c1["maps"][2].sum() > c1["maps"][1].sum()
+    (call,) = model.interaction.calls  # both objects in one batched call
+    assert call["rgb"].shape[0] == 2
+    pos1, neg1 = call["maps"][1][0], call["maps"][2][0]
+    assert pos1.sum() > 0 and neg1.sum() > pos1.sum()
     lab = s.label_frame(2)
     assert lab[int(0.2 * 47), int(0.2 * 63)] == 1 and lab[int(0.7 * 47), int(0.8 * 63)] == 2
     assert lab[int(0.9 * 47), int(0.5 * 63)] == 0

@@ -344,10 +344,17 @@ def test_bad_inputs_are_clear_errors(stub_model):
         s.interact(0, None)
     with pytest.raises(IndexError, match="frame 3 is out of range"):
         s.interact(3, scribble())
-    with pytest.raises(ValueError, match="object_id must be an integer >= 1"):
+    with pytest.raises(ValueError, match="object_id must be an integer from 1 to 65535"):
         s.interact(0, scribble(), object_id=0)
     with pytest.raises(ValueError, match="object_id"):
         s.interact(0, scribble(), object_id=1.5)
+    # an id the label array cannot hold is refused at the door, not when labels are read
+    with pytest.raises(ValueError, match="from 1 to 65535"):
+        s.interact(0, scribble(), object_id=65536)
+    with pytest.raises(ValueError, match="from 1 to 65535"):
+        s.interact_davis({"scribbles": [[{"path": [[0.5, 0.5], [0.6, 0.5]], "object_id": 70000}], [], []]})
+    with pytest.raises(ValueError, match="from 1 to 65535"):
+        s.interact_many(0, {-3: scribble()})
     assert s.object_ids == [] and s.pending_frame is None  # nothing half-done
     s.interact(0, scribble())
     with pytest.raises(ValueError, match="annotated on frame 0, not 2"):
@@ -634,3 +641,53 @@ def test_each_object_has_its_own_roi_and_one_batched_call(stub_model):
             ys, xs = np.nonzero(s.probability(t, k))
             assert ys.max() - ys.min() <= 193 and xs.max() - xs.min() <= 193
             assert s.label_frame(t)[y, x] == k  # every object carried, none swallowed
+
+
+def test_reset_during_propagation_stops_it_cleanly(stub_model):
+    model = stub_model(interaction=_block_stub, propagation=_copy_neighbour)
+    s = Session(frames_of(8), model)
+    s.interact_many(3, {1: scribble(), 2: scribble(30, 36, 40, 46)})
+    gen = s.propagate()
+    assert next(gen) == 4
+    s.reset(2)
+    assert list(gen) == []  # stops at its next frame, no KeyError
+    assert s.object_ids == [1]
+    assert 4 in s._objects[1].masks and 5 not in s._objects[1].masks  # finished frames stay
+    assert s.pending_frame == 3  # object 1's round is still open: propagate it again
+    assert list(s.propagate())[:2] == [4, 5]
+    s.interact(0, scribble())
+    gen = s.propagate()
+    next(gen)
+    s.reset()
+    assert list(gen) == [] and s.object_ids == [] and s.pending_frame is None
+
+
+def test_a_round_keeps_its_propagation_network(stub_model):
+    """Toggling objects_may_end mid-propagation does not switch networks mid-round."""
+    model = stub_model(interaction=_block_stub, propagation=_copy_neighbour)
+    ending = type(model.propagation)(_copy_neighbour)
+    ending.SEFA = model.propagation.SEFA
+    model.propagation_for = lambda may_end: ending if may_end else model.propagation
+    s = Session(frames_of(6), model)
+    s.interact(2, scribble())
+    gen = s.propagate()
+    next(gen)
+    s.objects_may_end = True
+    list(gen)
+    assert len(model.propagation.calls) == 5 and ending.calls == []
+    s.interact(0, scribble())
+    list(s.propagate())  # the next round takes the new setting
+    assert len(ending.calls) == 1
+
+
+def test_scribble_maps_must_be_masks_and_new_objects_start_positive(stub_model):
+    model = stub_model(interaction=_block_stub, propagation=_copy_neighbour)
+    s = Session(frames_of(3), model)
+    with pytest.raises(ValueError, match="only 0 and 1"):
+        s.interact(0, np.full((H, W), 0.3))
+    with pytest.raises(ValueError, match="object 2 is new: start it with a positive stroke"):
+        s.interact(0, None, scribble(), object_id=2)
+    assert s.object_ids == [] and s.pending_frame is None
+    s.interact(0, scribble().astype(np.float32))  # a float 0/1 mask is fine
+    s.interact(0, None, scribble(30, 34, 40, 44), object_id=1)  # negatives correct an existing object
+    assert s.object_ids == [1]

@@ -27,7 +27,7 @@ import torch
 from .frames import FrameSource
 from .model.networks import IPNetModel
 from .model.roi import Box, object_box, warp_in, warp_out
-from .scribbles import davis_to_maps
+from .scribbles import davis_to_maps, scribble_map
 
 _EPS = 1e-4
 
@@ -293,15 +293,22 @@ class Session:
 
     # ------------------------------------------------------------------ interaction
     def _check_map(self, m, name: str) -> np.ndarray:
-        if m is None:
-            return np.zeros((self.frames.height, self.frames.width), bool)
-        m = np.asarray(m)
-        if m.shape != (self.frames.height, self.frames.width):
+        """A scribble map of this sequence's frame size as bool (None: empty); a map that
+        is not a 0/1 mask is refused (see :func:`~napari_ipnet.scribbles.scribble_map`)."""
+        return scribble_map(m, (self.frames.height, self.frames.width), name)
+
+    #: the largest object id: labels are uint8, or uint16 past 255 ids
+    MAX_OBJECT_ID = 65535
+
+    def _check_object_id(self, object_id) -> int:
+        """``object_id`` as an int, or a ValueError naming the valid range."""
+        if isinstance(object_id, bool) or not isinstance(object_id, (int, np.integer)) or not (
+            1 <= object_id <= self.MAX_OBJECT_ID
+        ):
             raise ValueError(
-                f"{name} scribble map has shape {m.shape}, expected (H, W) = "
-                f"{(self.frames.height, self.frames.width)}"
+                f"object_id must be an integer from 1 to {self.MAX_OBJECT_ID} (0 is background), got {object_id!r}"
             )
-        return m.astype(bool)
+        return int(object_id)
 
     def _open_round(self, frame: int) -> None:
         if self._round_frame is not None and self._round_frame != frame:
@@ -321,19 +328,25 @@ class Session:
         seen by the network are ``negative``, earlier negatives on this frame, and the
         positive strokes of the other objects on this frame.
 
+        A new object starts with a positive stroke: negative strokes alone only
+        correct an object that exists (on a new object they are a ValueError).
+
         Returns
         -------
         numpy.ndarray
             The object's new foreground probability (H, W) on ``frame``.
         """
         frame = self.frames.check_index(frame)
-        if isinstance(object_id, bool) or not isinstance(object_id, (int, np.integer)) or object_id < 1:
-            raise ValueError(f"object_id must be an integer >= 1 (0 is background), got {object_id!r}")
+        object_id = self._check_object_id(object_id)
         pos = self._check_map(positive, "positive")
         neg = self._check_map(negative, "negative")
         if not pos.any() and not neg.any():
             raise ValueError("empty scribbles: draw at least one positive or negative stroke")
-        object_id = int(object_id)
+        if object_id not in self._objects and not pos.any():
+            raise ValueError(
+                f"object {object_id} is new: start it with a positive stroke on it (negative strokes "
+                "only correct an object that exists)"
+            )
         self._open_round(frame)
         state = self._objects.setdefault(object_id, _ObjectState())
         if frame in state.positive:
@@ -361,8 +374,10 @@ class Session:
                     neg |= other.positive[frame]
             prev = self.probability(frame, k)
             jobs.append(([prev, pos, neg], object_box([prev, pos], h, w, [neg])))
-        for k, ((y0, x0), crop, feature) in zip(ids, self._run(self.model.interaction, frame, jobs)):
+        for k, job, ((y0, x0), crop, feature) in zip(ids, jobs, self._run(self.model.interaction, frame, jobs)):
             state = self._objects[k]
+            _, pos, neg = job[0]
+            crop = self._refine_interaction(frame, y0, x0, crop, pos, neg)
             soft = SoftMask.from_crop(y0, x0, crop)
             if soft is None:
                 state.masks.pop(frame, None)
@@ -376,13 +391,41 @@ class Session:
         """Interact with DAVIS scribble JSON (all objects of one frame).
 
         Object 0 strokes are background. Every object with strokes, and every known
-        object, is re-segmented on that frame. Returns the frame index.
+        object, is re-segmented on that frame (see :meth:`interact_many`). Returns the
+        frame index.
         """
         frame, maps = davis_to_maps(scribbles, self.frames.height, self.frames.width, frame)
-        frame = self.frames.check_index(frame)
         if not maps or not any(m.any() for m in maps.values()):
             raise ValueError("empty scribbles: the scribble dict has no stroke on any frame")
-        background = maps.pop(0, np.zeros((self.frames.height, self.frames.width), bool))
+        background = maps.pop(0, None)
+        self.interact_many(frame, maps, background)
+        return self.frames.check_index(frame)
+
+    def interact_many(
+        self,
+        frame: int,
+        positives: Mapping[int, np.ndarray],
+        negative: np.ndarray | None = None,
+    ) -> list[int]:
+        """Run the interaction network for all objects of one frame at once.
+
+        ``positives`` maps object ids to their positive scribble maps (H, W);
+        ``negative`` is the background's scribble map, a negative for every object.
+        Each object's negatives are also the other objects' positives. Every object
+        with strokes, and every known object, is re-segmented on the frame, as one
+        batch. Strokes accumulate on the frame until the round is propagated.
+
+        Returns
+        -------
+        list of int
+            The objects re-segmented.
+        """
+        frame = self.frames.check_index(frame)
+        maps = {self._check_object_id(k): self._check_map(m, f"object {k}'s positive") for k, m in positives.items()}
+        maps = {k: m for k, m in maps.items() if m.any() or k in self._objects}  # no stroke, no new object
+        background = self._check_map(negative, "negative")
+        if not background.any() and not any(m.any() for m in maps.values()):
+            raise ValueError("empty scribbles: draw at least one positive or negative stroke")
         self._open_round(frame)
         ids = sorted(set(maps) | set(self._objects))
         empty = np.zeros_like(background)
@@ -399,7 +442,7 @@ class Session:
             if self._objects[k].positive[frame].any() or self._objects[k].negative[frame].any() or len(ids) > 1
         ]
         self._interact_objects(frame, run)
-        return frame
+        return run
 
     # ------------------------------------------------------------------ propagation
     def _bounds(self, object_id: int, frame: int) -> tuple[int | None, int | None]:
@@ -511,9 +554,16 @@ class Session:
         if self.model.config.ending_flag:
             extra.append(torch.full((len(ids),), float(self.objects_may_end), device=self.model.device))
         out = {}
-        for k, prev, ((cy, cx), crop, _) in zip(ids, prevs, self._run(net, f, jobs, extra)):
+        for k, prev, job, ((cy, cx), crop, _) in zip(ids, prevs, jobs, self._run(net, f, jobs, extra)):
+            crop = self._refine_propagated(f, cy, cx, crop, job[0][1])
             out[k] = self._blend(k, f, cy, cx, crop, prev, weights[k])
         return out
+
+    def _refine_interaction(self, f, cy, cx, crop, pos, neg):
+        return crop
+
+    def _refine_propagated(self, f: int, cy: int, cx: int, crop: np.ndarray, neighbour: np.ndarray) -> np.ndarray:
+        return crop
 
     def _blend(self, k: int, f: int, cy: int, cx: int, crop: np.ndarray, prev: np.ndarray, w: float):
         """Blend a new crop into object ``k``'s previous-round mask on frame ``f`` with weight ``w``."""
@@ -642,13 +692,20 @@ class Session:
 
     # ------------------------------------------------------------------ reset
     def reset(self, object_id: int | None = None) -> None:
-        """Forget one object (all its masks, strokes and references), or everything."""
+        """Forget one object (all its masks, strokes and references), or everything.
+
+        A :meth:`propagate` generator running at the time stops at its next frame, as
+        after :meth:`restore`: the frames it finished stay, the others keep their
+        previous masks.
+        """
+        if object_id is not None:
+            self._state(object_id)
+        self._restores += 1  # a running propagation no longer owns the state
         if object_id is None:
             self._objects.clear()
             self._round_frame = None
             self._round_objects = []
             return
-        self._state(object_id)
         del self._objects[object_id]
         if object_id in self._round_objects:
             self._round_objects.remove(object_id)

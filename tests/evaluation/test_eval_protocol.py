@@ -262,3 +262,76 @@ def test_bad_inputs():
         EvalSequence("x", np.zeros((2, 8, 8)), gt)
     with pytest.raises(ValueError, match="rounds"):
         evaluate_sequence(EvalSequence("x", np.zeros((3, 8, 8)), gt), lambda f: None, rounds=0)
+
+
+# ------------------------------------------------------------------ corrections and oracle
+def _two_blocks(n=6, h=60, w=80):
+    gt = np.zeros((n, h, w), np.uint8)
+    for t in range(n):
+        gt[t, 10:30, 8 + 2 * t : 28 + 2 * t] = 1
+        gt[t, 35:55, 50:70] = 2
+    frames = np.where(gt[..., None] > 0, 220, 30).astype(np.uint8).repeat(3, -1)
+    return frames, gt
+
+
+def _session_with_stubs(frames):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parents[1]))
+    from conftest import StubModel  # the stub networks of tests/conftest.py
+
+    from napari_ipnet.session import Session
+
+    # interaction: the positive strokes themselves; propagation: copy the neighbour
+    model = StubModel(interaction=lambda rgb, prev, pos, neg: 0.05 + 0.9 * pos,
+                      propagation=lambda rgb, prev, nb: 0.05 + 0.9 * nb)
+    return Session(frames, model)
+
+
+def test_corrected_frame_before_and_after_the_interaction():
+    frames, gt = _two_blocks()
+    seq = EvalSequence("blocks", frames, gt)
+    res = evaluate_sequence(seq, _session_with_stubs, rounds=3, progress=False, boundary=False)
+    r1, r2 = res["rounds"][:2]
+    assert r1["frame_J_before"] == 0.0  # nothing segmented before round 1
+    # the stub's interaction returns the robot's positive strokes: thin skeleton lines
+    assert 0.0 < r1["frame_J_after"] < 0.5
+    # before round 2: the frame as round 1 left it (propagated strokes), as scored then
+    assert r2["frame_J_before"] > 0.0
+    assert r2["frame_J_after"] >= r2["frame_J_before"]  # strokes only add to the stroked objects
+    assert res["frame_J_after"][0] == r1["frame_J_after"]
+    later = [r["frame_J_after"] for r in res["rounds"][1:]]
+    assert res["corrected_frame_J"] == pytest.approx(np.mean(later))
+    assert "corrected frame J, before -> after" in format_table(
+        {"sequences": {"blocks": res}, "overall": {**res, "n_objects": 2}}
+    )
+
+
+def _j(a, b):
+    return np.logical_and(a, b).sum() / max(np.logical_or(a, b).sum(), 1)
+
+
+def test_oracle_measures_the_interaction_and_propagation_ceilings():
+    from napari_ipnet.evaluation.protocol import evaluate_oracle, oracle_scribbles, run_oracle
+
+    frames, gt = _two_blocks()
+    pos, neg = oracle_scribbles(gt[2], [1, 2], margin=2)
+    assert pos[1].sum() == 16 * 16 and pos[2].sum() == 16 * 16  # 20 px squares eroded by 2
+    # object 2 spans rows 35..54, cols 50..69: negative from 3 px beyond it, not within 2 px
+    assert not neg[gt[2] > 0].any()
+    assert not neg[45, 70] and not neg[45, 71] and neg[45, 72]
+    assert not neg[33, 60] and neg[32, 60]
+    seq = EvalSequence("blocks", frames, gt)
+    res = evaluate_oracle(seq, _session_with_stubs, margin=0)
+    # the largest total foreground is on every frame alike: the first frame
+    assert res["frame"] == 0
+    assert res["J_scribble"] == 1.0 and res["J_frame"] == pytest.approx(1.0)
+    # the copying propagation carries frame 0 unchanged: object 1 drifts 2 px a frame
+    expected_1 = np.mean([_j(gt[t] == 1, gt[0] == 1) for t in range(1, 6)])
+    assert res["J_propagated_objects"]["1"] == pytest.approx(expected_1)
+    assert res["J_propagated_objects"]["2"] == pytest.approx(1.0)
+    assert res["J_propagated"] == pytest.approx((expected_1 + 1.0) / 2)
+    summary = run_oracle([seq], _session_with_stubs, margin=0, progress=False)
+    assert summary["overall"]["J_propagated"] == pytest.approx(res["J_propagated"])
+    assert summary["overall"]["scribble_beats_frame"] == []

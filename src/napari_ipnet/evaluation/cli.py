@@ -42,6 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="time budget per object in seconds for the AUC (default: rounds x longest round)")
     g.add_argument("--no-f", action="store_true", help="skip the boundary measure F (faster)")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
+    g.add_argument("--oracle", type=int, default=None, metavar="MARGIN",
+                   help="instead of the rounds: give the ground truth of the first frame as scribbles "
+                        "(objects eroded by MARGIN px, background beyond MARGIN px) and report J of that "
+                        "frame (the interaction ceiling) and propagated from it (the propagation ceiling)")
     m = parser.add_argument_group("model")
     m.add_argument("--model", default="default",
                    help="default | ipnet-paper | PATH to a checkpoint | random (untrained, plumbing only)")
@@ -138,7 +142,7 @@ def _units(args):
 
 
 def run(args) -> int:
-    from .protocol import format_table, run_protocol, save_summary
+    from .protocol import format_table, run_protocol
 
     if args.rounds < 1:
         print("error: --rounds must be at least 1", file=sys.stderr)
@@ -156,6 +160,14 @@ def run(args) -> int:
                             model_uses_objects_may_end=model.uses_objects_may_end)
             if args.threads:
                 settings["threads"] = int(args.threads)
+        if args.oracle is not None:
+            if args.oracle < 0:
+                raise ValueError("--oracle MARGIN must be >= 0 pixels")
+            from .protocol import format_oracle_table, run_oracle
+
+            summary = run_oracle(units, factory, args.oracle, settings=settings, progress=not args.quiet)
+            print(format_oracle_table(summary))
+            return _write_outputs(summary, args)
         summary = run_protocol(
             units, factory, rounds=args.rounds, max_time=args.max_time,
             progress=not args.quiet, boundary=not args.no_f, settings=settings,
@@ -167,6 +179,12 @@ def run(args) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(format_table(summary))
+    return _write_outputs(summary, args)
+
+
+def _write_outputs(summary: dict, args) -> int:
+    from .protocol import save_summary
+
     if args.out:
         print(f"summary written to {save_summary(summary, args.out)}")
     if args.plot:

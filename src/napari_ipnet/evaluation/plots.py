@@ -6,10 +6,15 @@ from pathlib import Path
 
 
 def plot_summary(summary: dict, path: str | Path, metric: str = "J") -> Path:
-    """Write a two-panel PNG: ``metric`` per round (each unit, and overall) and the
-    overall ``metric``-versus-time curve with the 60 s mark, AUC and value at 60 s."""
+    """Write a two-panel PNG: ``metric`` per round (each unit, and overall, with the J
+    of the corrected frame before and right after each interaction) and the overall
+    ``metric``-versus-time curve with the 60 s mark, AUC and value at 60 s. An oracle
+    summary (``evaluate --oracle``) gets a bar chart of its three J per unit instead."""
     # a bare Figure renders PNG with Agg and leaves pyplot's backend (napari's Qt) alone
     from matplotlib.figure import Figure
+
+    if "oracle" in summary:
+        return _plot_oracle(summary, path)
 
     label = {"J": "J", "JF": "J&F", "F": "F"}.get(metric, metric)
     fig = Figure(figsize=(11, 4.2), dpi=100)
@@ -20,6 +25,12 @@ def plot_summary(summary: dict, path: str | Path, metric: str = "J") -> Path:
     for name, s in seqs.items():
         ax1.plot(rounds, s[metric], color="0.6", lw=0.8, alpha=0.8, label=None)
     ax1.plot(rounds, overall[metric], color="C0", lw=2.2, marker="o", label=f"mean ({len(seqs)} units)")
+    if metric == "J" and "frame_J_after" in overall:
+        for key, style, text in (("frame_J_before", "v--", "corrected frame, before"),
+                                 ("frame_J_after", "^--", "corrected frame, after interaction")):
+            pts = [(r, v) for r, v in zip(rounds, overall[key]) if v is not None]
+            if pts:
+                ax1.plot(*zip(*pts), style, color="C2" if "before" in key else "C3", lw=1.2, label=text)
     ax1.set_xlabel("round")
     ax1.set_ylabel(label)
     ax1.set_ylim(0, 1)
@@ -43,6 +54,33 @@ def plot_summary(summary: dict, path: str | Path, metric: str = "J") -> Path:
     ax2.set_ylim(0, 1)
     ax2.set_xlim(0, max(curve["time"][-1], 1e-9))
     ax2.grid(alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png")
+    return path
+
+
+def _plot_oracle(summary: dict, path: str | Path) -> Path:
+    from matplotlib.figure import Figure
+
+    rows = summary["oracle"]
+    names = list(rows) + ["overall"]
+    values = [[r["J_scribble"], r["J_frame"], r["J_propagated"]] for r in rows.values()]
+    o = summary["overall"]
+    values.append([o["J_scribble"], o["J_frame"], o["J_propagated"]])
+    fig = Figure(figsize=(max(6, 1.2 * len(names) + 2), 4.2), dpi=100)
+    ax = fig.subplots()
+    width = 0.27
+    for i, text in enumerate(("positive scribble alone", "frame after the interaction", "propagated from it")):
+        ax.bar([x + (i - 1) * width for x in range(len(names))], [v[i] for v in values], width, label=text)
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels([n.split(":")[0][:18] for n in names], rotation=30, ha="right")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("J")
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title(f"oracle scribbles (margin {summary['protocol'].get('margin')} px)")
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .metrics import evaluate_labels, object_ids
+from .metrics import evaluate_labels, jaccard, object_ids
 from .robot import ScribbleRobot, n_strokes
 
 TIME_THRESHOLD = 60.0
@@ -139,6 +139,19 @@ def area_over_rounds(values: Sequence[float]) -> float:
 
 
 # ---------------------------------------------------------------------- one sequence
+def _frame_J(gt: np.ndarray, pred: np.ndarray, objects: Sequence[int]) -> float:
+    """Mean J over ``objects`` of one frame (J = 1 for an object absent from both)."""
+    gt, pred = np.asarray(gt), np.asarray(pred)
+    return float(np.mean([jaccard(gt == k, pred == k)[0] for k in objects]))
+
+
+def _session_frame(session, frame: int) -> np.ndarray:
+    """The session's label map of one frame (``label_frame`` when it has one)."""
+    if hasattr(session, "label_frame"):
+        return np.asarray(session.label_frame(frame))
+    return np.asarray(session.labels)[frame]
+
+
 def _initial_frame(gt: np.ndarray, objects: list[int]) -> int:
     """Frame with the largest total foreground of the scored objects (first on ties)."""
     area = np.zeros(len(gt), np.int64)
@@ -215,12 +228,17 @@ def evaluate_sequence(
             visited.add(frame)
             strokes = n_strokes(scribble)
             elapsed = 0.0
+            frame_before = frame_after = None
             if strokes:
+                frame_before = _frame_J(gt[frame], pred[frame], objects)
                 t0 = time.perf_counter()
                 session.interact_davis(scribble)
+                t1 = time.perf_counter()
+                frame_after = _frame_J(gt[frame], _session_frame(session, frame), objects)
+                t2 = time.perf_counter()
                 for _ in session.propagate():
                     pass
-                elapsed = time.perf_counter() - t0
+                elapsed = time.perf_counter() - t2 + (t1 - t0)
                 pred = np.asarray(session.labels)
                 if pred.shape != gt.shape:
                     raise ValueError(f"{seq.name}: the session's labels {pred.shape} differ from {gt.shape}")
@@ -248,6 +266,9 @@ def evaluate_sequence(
                 "JF": float((J_obj.mean() + F_obj.mean()) / 2),
                 "J_objects": {str(k): float(v) for k, v in zip(objects, J_obj)},
                 "F_objects": {str(k): float(v) for k, v in zip(objects, F_obj)},
+                # J of the frame scribbled on, before and right after the interaction
+                "frame_J_before": frame_before,
+                "frame_J_after": frame_after,
             }
             records.append(rec)
             if bar is not None:
@@ -274,6 +295,26 @@ def summarize_sequence(name, records, objects, n_frames, max_time=None,
         "meta": dict(meta or {}),
         "rounds": records,
         **_round_scores(J, F, JF, times, timeout, threshold),
+        **_correction_scores([records]),
+    }
+
+
+def _correction_scores(unit_records: Sequence[Sequence[dict]]) -> dict:
+    """Per round, the mean J of the corrected frame before and right after the
+    interaction (over units with an interaction that round), and the mean after over
+    rounds 2.. (the corrections; NaN with one round)."""
+    R = max(len(r) for r in unit_records)
+    before, after = [], []
+    for i in range(R):
+        b = [rec[i]["frame_J_before"] for rec in unit_records if i < len(rec) and rec[i].get("frame_J_before") is not None]
+        a = [rec[i]["frame_J_after"] for rec in unit_records if i < len(rec) and rec[i].get("frame_J_after") is not None]
+        before.append(float(np.mean(b)) if b else None)
+        after.append(float(np.mean(a)) if a else None)
+    later = [v for v in after[1:] if v is not None]
+    return {
+        "frame_J_before": before,
+        "frame_J_after": after,
+        "corrected_frame_J": float(np.mean(later)) if later else float("nan"),
     }
 
 
@@ -328,6 +369,7 @@ def summarize(results: Sequence[dict], max_time: float | None = None,
         "n_units": len(results),
         "n_objects": int(sum(n_objects)),
         **_round_scores(J.tolist(), F.tolist(), JF.tolist(), mean_times.tolist(), timeout, threshold),
+        **_correction_scores([res["rounds"] for res in results]),
     }
 
 
@@ -379,6 +421,116 @@ def run_protocol(
     }
 
 
+# ---------------------------------------------------------------------- oracle
+def oracle_scribbles(gt: np.ndarray, objects: Sequence[int], margin: int) -> tuple[dict[int, np.ndarray], np.ndarray]:
+    """The ground truth of one frame as scribble maps: each object eroded by ``margin``
+    px as its positive, everything beyond ``margin`` px of every object as negative."""
+    from scipy import ndimage
+
+    gt = np.asarray(gt)
+    margin = int(margin)
+    disk = None
+    if margin > 0:
+        r = np.arange(-margin, margin + 1)
+        disk = (r[:, None] ** 2 + r[None, :] ** 2) <= margin * margin
+    positives = {}
+    for k in objects:
+        m = gt == k
+        positives[int(k)] = ndimage.binary_erosion(m, disk) if disk is not None else m
+    fg = np.isin(gt, list(objects))
+    near = ndimage.binary_dilation(fg, disk) if disk is not None else fg
+    return positives, ~near
+
+
+def evaluate_oracle(
+    seq: EvalSequence,
+    session_factory: Callable[[object], object],
+    margin: int = 3,
+    frame: int | None = None,
+) -> dict:
+    """The interaction and propagation ceilings of one unit.
+
+    The chosen frame's ground truth (default: the frame with the largest total
+    foreground) is given as scribbles by :func:`oracle_scribbles` through
+    ``session.interact_many``; the frame's J right after the interaction is the
+    interaction ceiling, beside the J of the positive scribbles alone (what the
+    interaction must never fall below). Propagating that frame through the sequence
+    gives the propagation ceiling: the mean J over the other frames.
+    """
+    objects = list(seq.objects)
+    gt = seq.gt
+    frame = _initial_frame(gt, objects) if frame is None else int(frame)
+    positives, negative = oracle_scribbles(gt[frame], objects, margin)
+    session = session_factory(seq.frames)
+    t0 = time.perf_counter()
+    session.interact_many(frame, positives, negative)
+    t1 = time.perf_counter()
+    after = _session_frame(session, frame)
+    for _ in session.propagate():
+        pass
+    t2 = time.perf_counter()
+    pred = np.asarray(session.labels)
+    J = evaluate_labels(gt, pred, objects, boundary=False)["J"]  # (T, K)
+    others = [t for t in range(seq.n_frames) if t != frame]
+    scribble_J = [float(jaccard(gt[frame] == k, positives[int(k)])[0]) for k in objects]
+    return {
+        "name": seq.name,
+        "frame": int(frame),
+        "margin": int(margin),
+        "objects": [int(k) for k in objects],
+        "J_scribble": float(np.mean(scribble_J)),
+        "J_frame": _frame_J(gt[frame], after, objects),
+        "J_propagated": float(J[others].mean()) if others else float("nan"),
+        "J_frame_objects": {str(k): float(jaccard(gt[frame] == k, after == k)[0]) for k in objects},
+        "J_propagated_objects": {str(k): float(J[others, i].mean()) if others else float("nan")
+                                 for i, k in enumerate(objects)},
+        "interaction_s": t1 - t0,
+        "propagation_s": t2 - t1,
+    }
+
+
+def run_oracle(sequences: Iterable[EvalSequence], session_factory, margin: int = 3,
+               settings: dict | None = None, progress: bool = True) -> dict:
+    """:func:`evaluate_oracle` on every unit; overall means are over objects."""
+    results = {}
+    for seq in sequences:
+        if progress:
+            print(f"oracle: {seq.name}", flush=True)
+        results[seq.name] = evaluate_oracle(seq, session_factory, margin)
+    if not results:
+        raise ValueError("nothing to evaluate: no sequence")
+
+    def over_objects(key):
+        return float(np.mean([v for r in results.values() for v in r[key + "_objects"].values()]))
+
+    overall = {
+        "n_units": len(results),
+        "n_objects": sum(len(r["objects"]) for r in results.values()),
+        "J_scribble": float(np.mean([r["J_scribble"] for r in results.values()])),
+        "J_frame": over_objects("J_frame"),
+        "J_propagated": over_objects("J_propagated"),
+        "scribble_beats_frame": [n for n, r in results.items() if r["J_scribble"] > r["J_frame"]],
+    }
+    protocol = {"mode": "oracle", "margin": int(margin)}
+    protocol.update(settings or {})
+    return {"protocol": protocol, "oracle": results, "overall": overall}
+
+
+def format_oracle_table(summary: dict) -> str:
+    """Per unit: J of the positive scribble, of the frame after the interaction, and
+    propagated from it over the other frames."""
+    rows = summary["oracle"]
+    width = max([len("overall")] + [len(n) for n in rows]) + 2
+    head = f"{'unit':<{width}}{'frame':>6}{'J scribble':>12}{'J frame':>9}{'J propagated':>14}"
+    lines = [head, "-" * len(head)]
+    for name, r in rows.items():
+        lines.append(f"{name:<{width}}{r['frame']:>6}{r['J_scribble']:>12.3f}{r['J_frame']:>9.3f}{r['J_propagated']:>14.3f}")
+    o = summary["overall"]
+    lines.append("-" * len(head))
+    lines.append(f"{'overall':<{width}}{'':>6}{o['J_scribble']:>12.3f}{o['J_frame']:>9.3f}{o['J_propagated']:>14.3f}")
+    return "\n".join(lines)
+
+
 def save_summary(summary: dict, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -410,4 +562,10 @@ def format_table(summary: dict) -> str:
     o = summary["overall"]
     lines.append(row("overall", o["n_objects"], o))
     lines.append("J per round: " + " ".join(f"{v:.3f}" for v in o["J"]))
+    if "frame_J_after" in o:
+        fmt = lambda v: "  -  " if v is None else f"{v:.3f}"  # noqa: E731
+        lines.append(
+            "corrected frame J, before -> after the interaction: "
+            + " ".join(f"{fmt(b)}->{fmt(a)}" for b, a in zip(o["frame_J_before"], o["frame_J_after"]))
+        )
     return "\n".join(lines)
