@@ -691,3 +691,16 @@ def test_scribble_maps_must_be_masks_and_new_objects_start_positive(stub_model):
     s.interact(0, scribble().astype(np.float32))  # a float 0/1 mask is fine
     s.interact(0, None, scribble(30, 34, 40, 44), object_id=1)  # negatives correct an existing object
     assert s.object_ids == [1]
+
+
+def test_to_device_moves_the_references(stub_model):
+    model = stub_model(interaction=_block_stub, propagation=_copy_neighbour)
+    s = Session(frames_of(4), model)
+    s.interact(1, scribble())
+    list(s.propagate())
+    s.interact(2, scribble())
+    s.to_device("meta")  # a device every torch build has; the stored tensors follow
+    st = s._objects[1]
+    assert st.reference.device.type == "meta" and st.fused_reference.device.type == "meta"
+    s.to_device("cpu")
+    assert st.reference.device.type == "cpu" and st.fused_reference.device.type == "cpu"

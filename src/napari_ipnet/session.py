@@ -599,6 +599,20 @@ class Session:
         self._round_frame = None
         self._round_objects = []
 
+    # ------------------------------------------------------------------ device
+    def to_device(self, device) -> None:
+        """Move the session's reference features to ``device`` (the model's, after
+        ``model.to(device)``), so that the next round runs there.
+
+        Do not call it while an interaction or a propagation is running.
+        """
+        device = torch.device(device)
+        for state in self._objects.values():
+            if state.reference is not None:
+                state.reference = state.reference.to(device)
+            if state.fused_reference is not None:
+                state.fused_reference = state.fused_reference.to(device)
+
     # ------------------------------------------------------------------ snapshots
     def snapshot(self) -> SessionSnapshot:
         """Capture the whole engine state, to go back to it later with :meth:`restore`.
