@@ -23,10 +23,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy import ndimage
 
 from .frames import FrameSource
 from .model.networks import IPNetModel
-from .model.roi import Box, object_box, warp_in, warp_out
+from .model.roi import Bounds, Box, map_bounds, object_box_from_bounds, union_bounds, warp_in, warp_out
 from .scribbles import davis_to_maps, scribble_map
 
 _EPS = 1e-4
@@ -57,6 +58,23 @@ class SoftMask:
         h, w = self.data.shape
         out[self.y0 : self.y0 + h, self.x0 : self.x0 + w] = self.data * np.float32(1 / 255)
         return out
+
+    def region(self, y0: int, x0: int, y1: int, x1: int) -> np.ndarray:
+        """Float32 probability over the frame region ``[y0:y1, x0:x1]``."""
+        out = np.zeros((y1 - y0, x1 - x0), np.float32)
+        h, w = self.data.shape
+        a0, b0 = max(y0, self.y0), max(x0, self.x0)
+        a1, b1 = min(y1, self.y0 + h), min(x1, self.x0 + w)
+        if a0 < a1 and b0 < b1:
+            out[a0 - y0 : a1 - y0, b0 - x0 : b1 - x0] = (
+                self.data[a0 - self.y0 : a1 - self.y0, b0 - self.x0 : b1 - self.x0] * np.float32(1 / 255)
+            )
+        return out
+
+    def bounds(self) -> Bounds | None:
+        """Frame bounds (y0, x0, y1, x1, inclusive) of the pixels >= the ROI threshold."""
+        b = map_bounds([self.data * np.float32(1 / 255)])
+        return None if b is None else (b[0] + self.y0, b[1] + self.x0, b[2] + self.y0, b[3] + self.x0)
 
     @property
     def nbytes(self) -> int:
@@ -212,20 +230,25 @@ class Session:
     def label_frame(self, frame: int) -> np.ndarray:
         """Label map (H, W) of one frame after soft aggregation (0 = background)."""
         frame = self.frames.check_index(frame)
-        ids = [k for k in self.object_ids if frame in self._objects[k].masks]
         out = np.zeros((self.frames.height, self.frames.width), self._label_dtype())
-        if not ids:
+        masks = [(k, self._objects[k].masks[frame]) for k in self.object_ids if frame in self._objects[k].masks]
+        if not masks:
             return out
-        probs = [self.probability(frame, k) for k in ids]
         # argmax of the aggregated softmax == argmax of p over {bg, objects}; a running
-        # maximum (first wins on ties, as argmax) avoids stacking K + 1 full maps
-        best = np.ones_like(probs[0])
-        for p in probs:
-            best *= 1.0 - np.clip(p, _EPS, 1 - _EPS)
-        for k, p in zip(ids, probs):
-            win = p > best
-            out[win] = k
-            np.maximum(best, p, out=best)
+        # maximum (first wins on ties, as argmax) over each mask's own crop: the cost
+        # grows with the objects' sizes, not with their number times the frame
+        best = np.ones(out.shape, np.float32)
+        probs = []
+        for k, m in masks:
+            h, w = m.data.shape
+            sl = (slice(m.y0, m.y0 + h), slice(m.x0, m.x0 + w))
+            p = m.data * np.float32(1 / 255)
+            best[sl] *= 1.0 - np.clip(p, _EPS, 1 - _EPS)
+            probs.append((k, sl, p))
+        for k, sl, p in probs:
+            win = p > best[sl]
+            out[sl][win] = k
+            np.maximum(best[sl], p, out=best[sl])
         return out
 
     def _label_dtype(self):
@@ -252,11 +275,13 @@ class Session:
     def _run(self, net, frame: int, jobs: list[tuple[list[np.ndarray], Box]], extra=()):
         """Run ``net`` on several objects of one frame as one batch.
 
-        Each job is ``(maps, box)``: the object's input maps and its region of
-        interest. The frame and the maps are warped into each box, the network runs
-        once on the batch (in chunks of :attr:`batch_size`), and each foreground
-        probability is warped back. ``extra``: further network inputs, each a tensor
-        with one row per job (the references) or ``None``.
+        Each job is ``(maps, box)``: the object's region of interest and its input
+        maps over the part of the frame the box covers (``box.clip_int``), so that no
+        full-frame map is made per object. The frame and the maps are warped into
+        each box, the network runs once on the batch (in chunks of
+        :attr:`batch_size`), and each foreground probability is warped back.
+        ``extra``: further network inputs, each a tensor with one row per job (the
+        references) or ``None``.
 
         Returns a list, one ``((y0, x0), crop, feature)`` per job.
         """
@@ -267,11 +292,14 @@ class Session:
         results = []
         for start in range(0, len(jobs), self.batch_size):
             chunk = jobs[start : start + self.batch_size]
-            rgb = torch.cat([warp_in(frame_rgb, box, size) for _, box in chunk])
-            roi_maps = torch.cat([
-                warp_in(torch.from_numpy(np.stack([np.asarray(m, np.float32) for m in maps]))[None].to(dev), box, size)
-                for maps, box in chunk
-            ])
+            rgbs, maps_in = [], []
+            for maps, box in chunk:
+                y0, x0, y1, x1 = box.clip_int(h, w)
+                local = Box(box.y0 - y0, box.x0 - x0, box.y1 - y0, box.x1 - x0)
+                rgbs.append(warp_in(frame_rgb[:, :, y0:y1, x0:x1], local, size))
+                stacked = torch.from_numpy(np.stack([np.asarray(m, np.float32) for m in maps]))[None].to(dev)
+                maps_in.append(warp_in(stacked, local, size))
+            rgb, roi_maps = torch.cat(rgbs), torch.cat(maps_in)
             inputs = [roi_maps[:, i : i + 1] for i in range(roi_maps.shape[1])]
             more = tuple(None if x is None else x[start : start + len(chunk)] for x in extra)
             with torch.inference_mode(), self.model.autocast():
@@ -290,6 +318,13 @@ class Session:
                     (y0, x0, y1, x1), crop = warp_out(prob[i : i + 1], box, h, w)
                     results.append(((y0, x0), crop[0, 0].cpu().numpy(), out.feature[i : i + 1]))
         return results
+
+    def _region_of(self, frame: int, k: int, box: Box) -> tuple[tuple[slice, slice], np.ndarray]:
+        """The frame region a box covers, and object ``k``'s probability over it."""
+        y0, x0, y1, x1 = box.clip_int(self.frames.height, self.frames.width)
+        m = self._objects[k].masks.get(frame)
+        prev = m.region(y0, x0, y1, x1) if m is not None else np.zeros((y1 - y0, x1 - x0), np.float32)
+        return (slice(y0, y1), slice(x0, x1)), prev
 
     # ------------------------------------------------------------------ interaction
     def _check_map(self, m, name: str) -> np.ndarray:
@@ -364,20 +399,29 @@ class Session:
         interest comes from its own evidence (:func:`~napari_ipnet.model.roi.object_box`).
         """
         h, w = self.frames.height, self.frames.width
-        jobs = []
+        # how many objects have a positive stroke on each pixel: the others' strokes
+        # of object k are where that count exceeds k's own
+        count = np.zeros((h, w), np.uint16)
+        for other in self._objects.values():
+            if frame in other.positive:
+                count += other.positive[frame]
+        jobs, regions = [], []
         for k in ids:
             state = self._objects[k]
-            pos = state.positive[frame]
-            neg = state.negative[frame].copy()
-            for j, other in self._objects.items():
-                if j != k and frame in other.positive:
-                    neg |= other.positive[frame]
-            prev = self.probability(frame, k)
-            jobs.append(([prev, pos, neg], object_box([prev, pos], h, w, [neg])))
-        for k, job, ((y0, x0), crop, feature) in zip(ids, jobs, self._run(self.model.interaction, frame, jobs)):
+            pos, neg = state.positive[frame], state.negative[frame]
+            soft = state.masks.get(frame)
+            evidence = union_bounds([soft.bounds() if soft is not None else None, map_bounds([pos])])
+            box = object_box_from_bounds(evidence, h, w, lambda: map_bounds([neg | (count > pos)]))
+            sl, prev = self._region_of(frame, k, box)
+            pos_r = pos[sl]
+            neg_r = neg[sl] | (count[sl] > pos_r)
+            jobs.append(([prev, pos_r, neg_r], box))
+            regions.append(sl)
+        for k, (maps, _), sl, ((y0, x0), crop, feature) in zip(
+            ids, jobs, regions, self._run(self.model.interaction, frame, jobs)
+        ):
             state = self._objects[k]
-            _, pos, neg = job[0]
-            crop = self._refine_interaction(frame, y0, x0, crop, pos, neg)
+            crop = self._refine_interaction(frame, sl, crop, maps[1], maps[2])
             soft = SoftMask.from_crop(y0, x0, crop)
             if soft is None:
                 state.masks.pop(frame, None)
@@ -544,28 +588,34 @@ class Session:
         """
         h, w = self.frames.height, self.frames.width
         ids = list(weights)
-        jobs, prevs = [], []
+        where = ndimage.find_objects(neighbour, max_label=max(ids))  # each label's bounds, one pass
+        jobs, regions = [], []
         for k in ids:
-            prev = self.probability(f, k)
-            nb = (neighbour == k).astype(np.float32)
-            prevs.append(prev)
-            jobs.append(([prev, nb], object_box([prev, nb], h, w)))
+            soft = self._objects[k].masks.get(f)
+            nb_slices = where[k - 1]
+            nb_bounds = None if nb_slices is None else (
+                nb_slices[0].start, nb_slices[1].start, nb_slices[0].stop - 1, nb_slices[1].stop - 1
+            )
+            box = object_box_from_bounds(union_bounds([soft.bounds() if soft is not None else None, nb_bounds]), h, w)
+            sl, prev = self._region_of(f, k, box)
+            jobs.append(([prev, (neighbour[sl] == k).astype(np.float32)], box))
+            regions.append(sl)
         extra = [torch.cat([fused[k] for k in ids])]
         if self.model.config.ending_flag:
             extra.append(torch.full((len(ids),), float(self.objects_may_end), device=self.model.device))
         out = {}
-        for k, prev, job, ((cy, cx), crop, _) in zip(ids, prevs, jobs, self._run(net, f, jobs, extra)):
-            crop = self._refine_propagated(f, cy, cx, crop, job[0][1])
-            out[k] = self._blend(k, f, cy, cx, crop, prev, weights[k])
+        for k, (maps, _), sl, ((cy, cx), crop, _) in zip(ids, jobs, regions, self._run(net, f, jobs, extra)):
+            crop = self._refine_propagated(f, sl, crop, maps[1])
+            out[k] = self._blend(k, f, cy, cx, crop, weights[k])
         return out
 
-    def _refine_interaction(self, f, cy, cx, crop, pos, neg):
+    def _refine_interaction(self, f: int, region, crop: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
         return crop
 
-    def _refine_propagated(self, f: int, cy: int, cx: int, crop: np.ndarray, neighbour: np.ndarray) -> np.ndarray:
+    def _refine_propagated(self, f: int, region, crop: np.ndarray, neighbour: np.ndarray) -> np.ndarray:
         return crop
 
-    def _blend(self, k: int, f: int, cy: int, cx: int, crop: np.ndarray, prev: np.ndarray, w: float):
+    def _blend(self, k: int, f: int, cy: int, cx: int, crop: np.ndarray, w: float):
         """Blend a new crop into object ``k``'s previous-round mask on frame ``f`` with weight ``w``."""
         if w >= 1.0:
             return SoftMask.from_crop(cy, cx, crop)
@@ -577,7 +627,8 @@ class Session:
             y1, x1 = max(y1, old.y0 + old.data.shape[0]), max(x1, old.x0 + old.data.shape[1])
         new = np.zeros((y1 - y0, x1 - x0), np.float32)
         new[cy - y0 : cy - y0 + crop.shape[0], cx - x0 : cx - x0 + crop.shape[1]] = crop
-        blended = w * new + (1.0 - w) * prev[y0:y1, x0:x1]
+        prev = old.region(y0, x0, y1, x1) if old is not None else 0.0
+        blended = w * new + (1.0 - w) * prev
         return SoftMask.from_crop(y0, x0, blended)
 
     def _close_round(self, fused: dict | None = None) -> None:

@@ -37,12 +37,11 @@ class Box:
         return y0, x0, max(y0, y1), max(x0, x1)
 
 
-def roi_box(maps: list[np.ndarray | None], height: int, width: int) -> Box:
-    """The ROI rule: bounding box of pixels >= 0.49 in the union of ``maps``.
+Bounds = tuple[int, int, int, int]  # (y0, x0, y1, x1) of foreground pixels, inclusive
 
-    Empty union -> the whole frame. Each side is grown to at least 128 px, the box
-    is enlarged 1.5x about its centre and clamped to ``[-5, size + 5]``.
-    """
+
+def map_bounds(maps: list[np.ndarray | None]) -> Bounds | None:
+    """Inclusive bounds of the pixels >= 0.49 in the union of ``maps`` (None: none)."""
     union = None
     for m in maps:
         if m is None:
@@ -50,12 +49,31 @@ def roi_box(maps: list[np.ndarray | None], height: int, width: int) -> Box:
         fg = np.asarray(m) >= THRESHOLD
         union = fg if union is None else (union | fg)
     if union is None or not union.any():
+        return None
+    rows = np.flatnonzero(union.any(axis=1))
+    cols = np.flatnonzero(union.any(axis=0))
+    return int(rows[0]), int(cols[0]), int(rows[-1]), int(cols[-1])
+
+
+def union_bounds(bounds: list[Bounds | None]) -> Bounds | None:
+    """The bounds covering every non-None element of ``bounds``."""
+    bounds = [b for b in bounds if b is not None]
+    if not bounds:
+        return None
+    return (min(b[0] for b in bounds), min(b[1] for b in bounds),
+            max(b[2] for b in bounds), max(b[3] for b in bounds))
+
+
+def box_around(bounds: Bounds | None, height: int, width: int) -> Box:
+    """The ROI about foreground ``bounds`` (None: the whole frame).
+
+    Each side is grown to at least 128 px, the box is enlarged 1.5x about its centre
+    and clamped to ``[-5, size + 5]``.
+    """
+    if bounds is None:
         y0, x0, y1, x1 = 0.0, 0.0, float(height - 1), float(width - 1)
     else:
-        rows = np.flatnonzero(union.any(axis=1))
-        cols = np.flatnonzero(union.any(axis=0))
-        y0, y1 = float(rows[0]), float(rows[-1])
-        x0, x1 = float(cols[0]), float(cols[-1])
+        y0, x0, y1, x1 = (float(v) for v in bounds)
     cy, cx = (y0 + y1) / 2.0, (x0 + x1) / 2.0
     h = max(y1 - y0, MIN_SIDE) * ENLARGE
     w = max(x1 - x0, MIN_SIDE) * ENLARGE
@@ -64,6 +82,15 @@ def roi_box(maps: list[np.ndarray | None], height: int, width: int) -> Box:
     y0, x0 = max(y0, -MARGIN), max(x0, -MARGIN)
     y1, x1 = min(y1, height + MARGIN), min(x1, width + MARGIN)
     return Box(y0, x0, y1, x1)
+
+
+def roi_box(maps: list[np.ndarray | None], height: int, width: int) -> Box:
+    """The ROI rule: bounding box of pixels >= 0.49 in the union of ``maps``.
+
+    Empty union -> the whole frame. Each side is grown to at least 128 px, the box
+    is enlarged 1.5x about its centre and clamped to ``[-5, size + 5]``.
+    """
+    return box_around(map_bounds(maps), height, width)
 
 
 def object_box(
@@ -85,10 +112,18 @@ def object_box(
     Only an object without evidence on the frame takes its box from ``negatives``
     (and with neither, the whole frame), as :func:`roi_box` does.
     """
-    own = [m for m in evidence if m is not None]
-    if any((np.asarray(m) >= THRESHOLD).any() for m in own):
-        return roi_box(own, height, width)
-    return roi_box(list(negatives), height, width)
+    return object_box_from_bounds(map_bounds(list(evidence)), height, width, lambda: map_bounds(list(negatives)))
+
+
+def object_box_from_bounds(evidence: Bounds | None, height: int, width: int, negatives=None) -> Box:
+    """:func:`object_box` from the bounds of the object's evidence (see :func:`map_bounds`).
+
+    ``negatives``: the bounds of the negative strokes, or a callable giving them, used
+    only when there is no evidence.
+    """
+    if evidence is None and negatives is not None:
+        evidence = negatives() if callable(negatives) else negatives
+    return box_around(evidence, height, width)
 
 
 def _theta(box: Box, height: int, width: int, device, dtype) -> torch.Tensor:
