@@ -441,3 +441,41 @@ def test_freeze_interaction_trains_the_propagation_network_only(tmp_path):
         assert torch.equal(v, start.interaction.state_dict()[k]), k
     moved = [k for k, v in after.propagation.state_dict().items() if not torch.equal(v, start.propagation.state_dict()[k])]
     assert moved, "the propagation network trained"
+
+
+def test_good_neighbour_propagates_from_the_perturbed_ground_truth(monkeypatch):
+    """With good_neighbour=1 every propagation step gets a near-copy of the true mask of
+    the neighbouring frame, never the model's own output."""
+    import napari_ipnet.training.loop as loop
+
+    from napari_ipnet.training.loop import init_model, perturb_mask
+
+    m = np.zeros((80, 80), np.float32)
+    m[20:60, 20:60] = 1
+    rng = np.random.default_rng(0)
+    ious = []
+    for _ in range(30):
+        p = perturb_mask(m, rng) > 0.5
+        ious.append((p & (m > 0.5)).sum() / (p | (m > 0.5)).sum())
+    assert 0.7 <= min(ious) and np.mean(ious) < 0.95  # near the truth (a 40 px block), rarely exact
+    torch.manual_seed(0)
+    model = init_model(imagenet=False)
+    clips = _clips(2, 3)
+    seen = []
+    real = model.propagation.forward
+
+    def spy(rgb, prev, nb, ref, may_end=None):
+        seen.append(nb.detach().clone())
+        return real(rgb, prev, nb, ref, may_end)
+
+    monkeypatch.setattr(model.propagation, "forward", spy)
+    gts = [c[1] for c in clips]
+    calls = []
+    monkeypatch.setattr(loop, "perturb_mask", lambda mask, rng: calls.append(mask) or perturb_mask(mask, rng))
+    run_episode(model, clips, np.random.default_rng(0), rounds=1, device=torch.device("cpu"), roi=64,
+                good_neighbour=1.0)
+    assert seen and len(calls) == sum(x.shape[0] for x in seen)  # every neighbour input, every clip
+    assert all(any(c is g[t] or np.array_equal(c, g[t]) for g in gts for t in range(len(g))) for c in calls)
+    calls.clear()
+    run_episode(model, clips, np.random.default_rng(0), rounds=1, device=torch.device("cpu"), roi=64)
+    assert calls == []  # off by default

@@ -40,6 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="export base + ALPHA * (trained - base) instead: weight interpolation with an "
                              "earlier checkpoint (for a fine-tuning run that cost accuracy elsewhere)")
     parser.add_argument("--export-alpha", type=float, default=0.5, help="ALPHA of --export-base")
+    parser.add_argument("--good-neighbour", type=float, default=0.0, metavar="P",
+                        help="share of clips whose propagation starts from the slightly perturbed ground truth "
+                             "of the neighbouring frame instead of the model's own mask (default 0)")
     parser.add_argument("--freeze-interaction", action="store_true",
                         help="train only the propagation network; the interaction network keeps the weights "
                              "of --init (to fit a propagation network to a given interaction network)")
@@ -68,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
         cfg = TrainConfig(steps=args.steps, batch=args.batch, frames=args.frames, rounds=args.rounds,
                           lr=args.lr, encoder_lr=args.lr / 2, seed=args.seed, val_every=args.val_every,
                           roi_size=args.roi, decay_steps=args.decay_steps, ending_flag=args.ending_flag,
-                          init=str(args.init) if args.init else None, freeze_interaction=args.freeze_interaction)
+                          init=str(args.init) if args.init else None, freeze_interaction=args.freeze_interaction,
+                          good_neighbour=args.good_neighbour)
         sampler = ClipSampler(args.davis, seqs, n_frames=args.frames, seed=args.seed,
                               nuclei_ending=args.nuclei_ending, dim_frames=args.dim_frames,
                               ending_flag=args.ending_flag)

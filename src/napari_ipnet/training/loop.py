@@ -47,6 +47,10 @@ class TrainConfig:
     init: str | None = None
     #: train the propagation network only (the interaction network stays as loaded)
     freeze_interaction: bool = False
+    #: share of clips whose propagation gets the ground truth of the neighbouring frame,
+    #: slightly perturbed, instead of the model's own mask: the network learns to keep
+    #: a good mask, not only to repair its own (see :func:`perturb_mask`)
+    good_neighbour: float = 0.0
 
 
 def lr_scale(step: int, cfg: TrainConfig) -> float:
@@ -74,11 +78,30 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 if u == 0 else float(np.logical_and(a, b).sum() / u)
 
 
-def run_episode(model: IPNetModel, clips, rng, rounds: int, device, roi: int = ROI_SIZE):
+def perturb_mask(mask: np.ndarray, rng) -> np.ndarray:
+    """A near-perfect copy of a mask: shifted by up to 3 px, grown or shrunk by up to 2 px."""
+    from scipy import ndimage
+
+    m = np.asarray(mask) > 0.5
+    dy, dx = (int(v) for v in rng.integers(-3, 4, 2))
+    m = np.roll(m, (dy, dx), axis=(0, 1))
+    r = int(rng.integers(-2, 3))
+    if r > 0:
+        m = ndimage.binary_dilation(m, iterations=r)
+    elif r < 0:
+        m = ndimage.binary_erosion(m, iterations=-r)
+    return m.astype(np.float32)
+
+
+def run_episode(model: IPNetModel, clips, rng, rounds: int, device, roi: int = ROI_SIZE,
+                good_neighbour: float = 0.0):
     """Simulated interactive rounds on a batch of clips.
 
     A clip is ``(frames, masks)`` or ``(frames, masks, may_end)``; the flag goes to
-    a propagation network trained with it (``ModelConfig.ending_flag``).
+    a propagation network trained with it (``ModelConfig.ending_flag``). With
+    ``good_neighbour`` > 0, that share of the clips propagates from the perturbed
+    ground truth of the neighbouring frame (:func:`perturb_mask`) instead of the
+    model's own mask.
 
     Returns the summed loss (a tensor, with a graph unless run under ``no_grad``) and
     the mean IoU of the whole clip after each round.
@@ -101,6 +124,7 @@ def run_episode(model: IPNetModel, clips, rng, rounds: int, device, roi: int = R
     a = int(np.argmax(np.where(everywhere, areas.sum(0), -1)))
     total = torch.zeros((), device=device)
     ious = []
+    good = [bool(rng.random() < good_neighbour) for _ in range(B)] if good_neighbour > 0 else [False] * B
 
     def net_inputs(b, f, maps, box):
         h, w = gts[b].shape[1:]
@@ -145,7 +169,10 @@ def run_episode(model: IPNetModel, clips, rng, rounds: int, device, roi: int = R
                 wgt = blend_weight(f, a, end)
                 boxes, xs, ms, ts = [], [], [], []
                 for b in range(B):
-                    nb = (cur[b][f - direction] > 0.5).astype(np.float32)
+                    if good[b]:
+                        nb = perturb_mask(gts[b][f - direction], rng)
+                    else:
+                        nb = (cur[b][f - direction] > 0.5).astype(np.float32)
                     h, w = gts[b].shape[1:]
                     box = object_box([prev[b][f], nb], h, w)  # the engine's rule
                     box, x, m, t = net_inputs(b, f, [prev[b][f], nb], box)
@@ -309,7 +336,7 @@ def train(
         while step < cfg.steps:
             clips = [sampler.sample() for _ in range(cfg.batch)]
             with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
-                loss, ious = run_episode(model, clips, rng, cfg.rounds, dev, cfg.roi_size)
+                loss, ious = run_episode(model, clips, rng, cfg.rounds, dev, cfg.roi_size, cfg.good_neighbour)
             optimizer.zero_grad(set_to_none=True)
             scale = lr_scale(step, cfg)
             for group, base in zip(optimizer.param_groups, _base_lrs(cfg, len(optimizer.param_groups))):
