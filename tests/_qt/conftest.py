@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,19 +15,64 @@ pytest.importorskip("pytestqt")
 _GUI_FIXTURES = {"qtbot", "make_napari_viewer", "make_widget", "qapp"}
 
 
-def pytest_collection_modifyitems(config, items):
-    """Without a display (e.g. ``-p no:xvfb`` on a headless machine) skip the viewer tests.
+_HERE = Path(__file__).resolve().parent
 
-    Qt would abort the whole test process instead of failing one test. pytest-xvfb
-    (installed with the testing extra) provides the display automatically.
+#: warning filters of every test in tests/_qt (pytest ``filterwarnings`` syntax). A
+#: FutureWarning is how napari announces that something we use goes away: it fails
+#: the viewer tests the day it lands, not the day the API is gone. The module part is
+#: a regular expression matched at the start of the module the warning is attributed
+#: to: "napari" covers napari itself and our napari_ipnet, where napari's
+#: ``stacklevel=2`` deprecations point when our code calls the deprecated API.
+#: Warnings napari raises from its own internals, not triggered by our code, would be
+#: filtered here one by one, by message (none with napari 0.9.2).
+QT_WARNING_FILTERS = ["error::FutureWarning:napari"]
+
+
+def pytest_collection_modifyitems(config, items):
+    """Viewer tests: FutureWarnings are errors; without a display they are skipped.
+
+    Without a display (e.g. ``-p no:xvfb`` on a headless machine) Qt would abort the
+    whole test process instead of failing one test. pytest-xvfb (installed with the
+    testing extra) provides the display automatically.
     """
+    ours = [item for item in items if _HERE in Path(str(item.path)).resolve().parents]
+    for item in ours:
+        for spec in QT_WARNING_FILTERS:
+            item.add_marker(pytest.mark.filterwarnings(spec))
     if not sys.platform.startswith("linux") or os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
         return
     skip = pytest.mark.skip(reason="no display: install pytest-xvfb (or run under xvfb-run)")
-    for item in items:
+    for item in ours:
         if _GUI_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(skip)
 
+
+@pytest.fixture(autouse=True)
+def future_warnings_guard():
+    """Fail on a napari FutureWarning met in a worker thread.
+
+    superqt's workers catch warnings ('always') and hand them over with their
+    ``warned`` signal, so the filters above cannot make them errors there; the widget
+    relays FutureWarnings to napari notifications, which this fixture watches. (A
+    FutureWarning raised as an error in a worker would become an error notification.)
+    Gives the list of offending messages: a test expecting one clears it.
+    """
+    from napari.utils.notifications import notification_manager
+
+    seen: list[str] = []
+
+    def record(event):
+        warning = getattr(event, "warning", None)
+        where = str(getattr(event, "filename", ""))
+        if isinstance(warning, FutureWarning) and "napari" in where:
+            seen.append(str(event))
+        elif "FutureWarning" in str(event.message):
+            seen.append(str(event.message))
+
+    notification_manager.notification_ready.connect(record)
+    yield seen
+    notification_manager.notification_ready.disconnect(record)
+    assert not seen, f"napari FutureWarning in a worker thread: {seen}"
 
 
 @pytest.fixture

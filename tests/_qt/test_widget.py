@@ -753,3 +753,28 @@ def test_objects_may_end_follows_the_axis_and_reaches_the_session(make_widget, q
     assert w.session.objects_may_end is False
     _propagate(qtbot, w)
     assert w.output_layer.data[1].any()
+
+
+def test_future_warning_in_a_worker_is_shown_and_fails_the_tests(
+    make_widget, tiny_rgb, qtbot, notes, monkeypatch, future_warnings_guard
+):
+    """superqt hides a worker's warnings; the widget relays FutureWarnings (deprecations)."""
+    import warnings
+
+    viewer, w, image = make_widget(tiny_rgb)
+    shapes = w.scribble_layer()
+    from napari_ipnet.session import Session
+
+    interact = Session.interact
+
+    def deprecated_interact(self, *args, **kwargs):
+        where = "napari/layers/labels.py"
+        warnings.warn_explicit("Labels.thing is deprecated", FutureWarning, where, 1)
+        return interact(self, *args, **kwargs)
+
+    monkeypatch.setattr(Session, "interact", deprecated_interact)
+    shapes.add_paths([path((2,), 30, 15, 35)])
+    wait_idle(qtbot, w)
+    assert any(sev == "warning" and "Labels.thing is deprecated" in msg for sev, msg in notes)
+    assert len(future_warnings_guard) == 1  # would fail this test at teardown
+    future_warnings_guard.clear()

@@ -43,6 +43,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ._history import item_ends, last_undo_item, redo_items, undo_items
 from ._results import RoundRecorder, apply_with_history, erase_change, frame_change
 from ._sequence import (
     FrameView,
@@ -254,16 +255,6 @@ def _merge_strokes(strokes: list[_Stroke]) -> list[tuple[int, np.ndarray | None,
     return [(k, pos, neg) for k, (pos, neg) in sorted(per_obj.items())]
 
 
-def _history_atoms(items) -> set[int]:
-    """ids of the first and last atom of each history item of a Labels undo/redo stack."""
-    ids: set[int] = set()
-    for item in items:
-        if item:
-            ids.add(id(item[0]))
-            ids.add(id(item[-1]))
-    return ids
-
-
 def _history_hook(widget_ref, layer_ref, base, name: str):
     """``layer.undo`` / ``layer.redo`` replacement that keeps the IPNet sessions in step."""
 
@@ -322,6 +313,35 @@ def _guarded_gen(genfn):
             return _Failure(err)
 
     return work
+
+
+def _relay_warning(args: tuple) -> None:
+    """Report a warning caught in a worker thread (superqt's ``warned`` signal).
+
+    superqt catches the warnings of its workers and emits them with ``warned``; napari
+    0.9 does not show them, so a deprecation met in a worker went unseen. FutureWarnings
+    (the deprecations meant for users) become napari warning notifications, as in the
+    main thread; other warnings go to the log.
+    """
+    message, category = args[0], args[1]
+    if isinstance(category, type) and issubclass(category, FutureWarning):
+        from napari.utils.notifications import notification_manager
+
+        notification_manager.receive_warning(*args)
+    else:
+        name = getattr(category, "__name__", category)
+        log.warning("%s:%s: %s: %s", args[2], args[3], name, message)
+
+
+def _make_worker(fn, generator: bool = False):
+    """A napari worker running ``fn`` (a generator function if ``generator``), not started.
+
+    Exceptions come back as :class:`_Failure` values, warnings through :func:`_relay_warning`.
+    """
+    work = _guarded_gen(fn) if generator else _guarded(fn)
+    worker = create_worker(work, _start_thread=False, _ignore_errors=True)
+    worker.warned.connect(_relay_warning)
+    return worker
 
 
 class _CancelProgress(cancelable_progress):
@@ -1242,7 +1262,7 @@ class IPNetWidget(QWidget):
             return load_model(name, device=device)
 
         pbar = progress(total=0, desc="IPNet: downloading weights" if download else "IPNet: loading weights")
-        worker = create_worker(_guarded(work), _start_thread=False, _ignore_errors=True)
+        worker = _make_worker(work)
 
         def done(result):
             if isinstance(result, _Failure):
@@ -1524,7 +1544,7 @@ class IPNetWidget(QWidget):
                 session.interact(frame, pos, neg, object_id=k)
             return session.label_frame(frame), list(session.object_ids)
 
-        worker = create_worker(_guarded(work), _start_thread=False, _ignore_errors=True)
+        worker = _make_worker(work)
         worker.returned.connect(lambda res: self._interaction_returned(job, res))
         worker.finished.connect(self._job_finished)
         self._worker, self._job = worker, job
@@ -1622,7 +1642,7 @@ class IPNetWidget(QWidget):
             left = f"from the {n_kept} strokes left" if steps else "back to before this round"
             self.status_label.setText(f"Stroke deleted: frame {frame} {left}.")
 
-        worker = create_worker(_guarded(work), _start_thread=False, _ignore_errors=True)
+        worker = _make_worker(work)
         worker.returned.connect(returned)
         worker.finished.connect(self._job_finished)
         self._worker, self._job = worker, job
@@ -1696,7 +1716,7 @@ class IPNetWidget(QWidget):
             total=max(1, len(plan)), desc=f"IPNet: propagating from frame {session.pending_frame}",
             cancel_callback=self.cancel,
         )
-        worker = create_worker(_guarded_gen(work), _start_thread=False, _ignore_errors=True)
+        worker = _make_worker(work, generator=True)
         worker.yielded.connect(lambda res: self._frame_arrived(job, res))
         worker.returned.connect(
             lambda res: self._show_job_error(res.err, "propagating") if isinstance(res, _Failure) else None
@@ -1776,10 +1796,9 @@ class IPNetWidget(QWidget):
     # ------------------------------------------------------------------ engine undo history
     def _remember_step(self, layer, n_pixels: int, job: _Job) -> None:
         """Record the history item just written by ``job``, with the engine states around it."""
-        history = getattr(layer, "_undo_history", None)
-        if not n_pixels or job.before is None or job.record is None or not history:
+        item = last_undo_item(layer) if n_pixels else None
+        if item is None or job.before is None or job.record is None:
             return  # nothing in the layer's history: the engine change merges into the next step
-        item = history[-1]
         self._undo_steps.append(
             _UndoStep(weakref.ref(layer), item[0], item[-1], job.record, job.before, job.record.session.snapshot())
         )
@@ -1826,8 +1845,8 @@ class IPNetWidget(QWidget):
                 continue
             if id(lay) not in stacks:
                 stacks[id(lay)] = (
-                    _history_atoms(getattr(lay, "_undo_history", ())),
-                    _history_atoms(getattr(lay, "_redo_history", ())),
+                    item_ends(undo_items(lay)),
+                    item_ends(redo_items(lay)),
                 )
             done, redo = stacks[id(lay)]
             if id(step.head) in done or id(step.tail) in done:
