@@ -778,3 +778,47 @@ def test_future_warning_in_a_worker_is_shown_and_fails_the_tests(
     assert any(sev == "warning" and "Labels.thing is deprecated" in msg for sev, msg in notes)
     assert len(future_warnings_guard) == 1  # would fail this test at teardown
     future_warnings_guard.clear()
+
+
+def test_device_change_waits_for_the_running_job(make_widget, tiny_rgb, qtbot, stub_model, monkeypatch, notes):
+    """The move happens once no job runs; the sessions' references follow, undo included.
+
+    No GPU here: "cuda" resolves to the 'meta' device, which tensors can move to.
+    """
+    import torch
+
+    import napari_ipnet.weights as weights
+
+    meta = torch.device("meta")
+    monkeypatch.setattr(weights, "resolve_device", lambda d: meta if str(d) == "cuda" else torch.device("cpu"))
+    viewer, w, image = make_widget(tiny_rgb, model=False)
+    model = _shape_model(stub_model)
+    moves = []
+
+    def to(device):
+        moves.append((torch.device(device), w._worker is None))
+        model.device = torch.device(device)
+        return model
+
+    model.to = to
+    w.device_combo.setCurrentText("cuda")  # no model yet: the next load uses it
+    w.set_model(model, "stub")  # a model on the CPU: the choice says so
+    assert w.device_combo.currentText() == "cpu" and not moves
+    w.device_combo.setCurrentText("auto")  # idle: applied at once
+    assert moves == [(torch.device("cpu"), True)]
+    moves.clear()
+    _scribble(qtbot, w, frame=0)
+    s = w.session
+    out = w.output_layer
+    at_finish = []
+    w.frame_done.connect(lambda t: w.device_combo.setCurrentText("cuda") if t == 2 else None)
+    w.propagation_finished.connect(lambda *_: at_finish.append(list(moves)))
+    _propagate(qtbot, w)
+    assert any(sev == "info" and "once the running job has finished" in msg for sev, msg in notes)
+    assert at_finish == [[]], "not moved while propagating"
+    assert moves == [(meta, True)], "moved once, with no job running"
+    assert s._objects[1].fused_reference.device == meta
+    assert model.use_autocast is False and "on meta" in w.model_status.text()
+    # undo brings back a snapshot from before the move: its references follow the model
+    out.undo()
+    assert s.pending_frame == 0 and s._objects[1].reference.device == meta

@@ -183,3 +183,44 @@ def test_gui_leaves_a_core_to_the_qt_thread(monkeypatch):
     assert cpu_threads_for_gui() == max(1, n - 1)
     monkeypatch.setenv(THREADS_ENV, "3")
     assert cpu_threads_for_gui() == 3
+
+
+def test_move_model_moves_the_sessions_after_the_model_and_sets_autocast():
+    import torch
+
+    from napari_ipnet._qt._device import autocast_for, move_model
+
+    calls = []
+
+    class Model:
+        device = torch.device("cpu")
+        use_autocast = False
+
+        def to(self, device):
+            calls.append(("model", torch.device(device)))
+            self.device = torch.device(device)
+            return self
+
+    class Sess:
+        def __init__(self, name, fail_on=None):
+            self.name, self.fail_on = name, fail_on
+
+        def to_device(self, device):
+            calls.append((self.name, torch.device(device)))
+            if torch.device(device).type == self.fail_on:
+                raise RuntimeError("CUDA out of memory")
+
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    model = Model()
+    move_model(model, [Sess("a"), Sess("b")], cuda)  # nothing really moves: no GPU needed
+    assert calls == [("model", cuda), ("a", cuda), ("b", cuda)]
+    assert model.use_autocast is True  # as load_model(device="cuda")
+    calls.clear()
+    move_model(model, [Sess("a")], cpu)
+    assert calls == [("model", cpu), ("a", cpu)] and model.use_autocast is False
+    calls.clear()
+    with pytest.raises(RuntimeError, match="out of memory"):
+        move_model(model, [Sess("a"), Sess("b", fail_on="cuda")], cuda)
+    assert calls[-3:] == [("model", cpu), ("a", cpu), ("b", cpu)]  # all moved back
+    assert model.device == cpu and model.use_autocast is False
+    assert autocast_for(cuda) and not autocast_for(torch.device("mps")) and not autocast_for("cpu")

@@ -43,6 +43,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ._device import move_model
 from ._history import item_ends, last_undo_item, redo_items, undo_items
 from ._results import RoundRecorder, apply_with_history, erase_change, frame_change
 from ._sequence import (
@@ -283,6 +284,15 @@ def _remove_history_hooks(hooked: list, widget_ref) -> None:
     hooked.clear()
 
 
+def _restore(session, snapshot) -> None:
+    """``session.restore(snapshot)``, its references then put on the model's device.
+
+    A snapshot taken before a device change holds tensors on the old device.
+    """
+    session.restore(snapshot)
+    session.to_device(session.model.device)
+
+
 class _Failure:
     """An exception caught in a worker thread, handed to the main thread as a value.
 
@@ -385,6 +395,7 @@ class IPNetWidget(QWidget):
         self._worker = None
         self._job: _Job | None = None
         self._loading = False
+        self._pending_device = None  # torch.device to move the model to once no job runs
         self._cancel_event: threading.Event | None = None
         self._recorder: RoundRecorder | None = None
         self._pbar = None
@@ -1162,6 +1173,8 @@ class IPNetWidget(QWidget):
 
             torch.set_num_threads(cpu_threads_for_gui())
         self.model_status.setText(f"Model: {self.model_label_text} on {dev}")
+        if self._pending_device is None:
+            self._show_model_device(dev)
         uses_flag = bool(getattr(model, "uses_objects_may_end", False))
         self.ending_check.setEnabled(uses_flag)
         self.ending_check.setToolTip(ENDING_TOOLTIP if uses_flag else "This model does not tell the two cases apart.")
@@ -1185,23 +1198,70 @@ class IPNetWidget(QWidget):
         self.model_status.setText("Model: not loaded (loads with the first scribble, or press Load)")
 
     def _on_device_changed(self, *_args) -> None:
-        if self.model is None:
-            return
-        device = self.device_combo.currentText()
-        if not self.is_idle():
-            show_warning("IPNet: the device changes once the running job has finished")
+        """Move the model to the chosen device: now, or once the running job has finished.
+
+        A job reads the model and the sessions' reference features while it runs, so
+        the move waits until none runs (the next queued job then starts on the new
+        device). A model still loading moves once loaded.
+        """
+        if self.model is None and not self._loading:
+            return  # the weights load onto the chosen device
+        choice = self.device_combo.currentText()
         try:
             from ..weights import resolve_device
 
-            dev = resolve_device(device)
-            self.model.to(dev)
+            dev = resolve_device(choice)
         except Exception as err:  # noqa: BLE001
-            show_error(f"IPNet: cannot use device {device!r}: {_short(err)}. Choose 'auto' or 'cpu'.")
-            self.device_combo.blockSignals(True)
-            self.device_combo.setCurrentText("auto")
-            self.device_combo.blockSignals(False)
+            show_error(f"IPNet: cannot use device {choice!r}: {_short(err)}. Choose 'auto' or 'cpu'.")
+            self._show_device_choice("auto")
             return
-        self.set_model(self.model, self.model_label_text)
+        self._pending_device = dev
+        if self.is_idle():
+            self._pump()  # moves it now
+            return
+        show_info(f"IPNet: the model moves to {dev} once the running job has finished")
+        where = getattr(self.model, "device", None)
+        now = f"{self.model_label_text} on {where}" if self.model is not None else "loading"
+        self.model_status.setText(f"Model: {now}; moves to {dev} after the running job")
+
+    def _show_model_device(self, dev) -> None:
+        """Make the device choice say where the model is ('auto' stays when it means that)."""
+        kind = getattr(dev, "type", None)
+        if kind not in DEVICE_CHOICES:
+            return
+        try:
+            from ..weights import resolve_device
+
+            chosen = resolve_device(self.device_combo.currentText()).type
+        except Exception:  # noqa: BLE001 - an unavailable choice: show the model's
+            chosen = None
+        if chosen != kind:
+            self._show_device_choice(kind)
+
+    def _show_device_choice(self, text: str) -> None:
+        self.device_combo.blockSignals(True)
+        self.device_combo.setCurrentText(text)
+        self.device_combo.blockSignals(False)
+
+    def _apply_device(self) -> None:
+        """Move the model and every session using it to the pending device (no job runs)."""
+        dev, self._pending_device = self._pending_device, None
+        model = self.model
+        old = model.device
+        sessions = [s for s in self.sessions if s.model is model]
+        try:
+            move_model(model, sessions, dev)
+        except Exception as err:  # noqa: BLE001
+            log.debug("IPNet: moving the model failed", exc_info=err)
+            show_error(f"IPNet: cannot move the model to {dev}: {_short(err)}. It stays on {old}.")
+            self._show_device_choice(old.type if old.type in DEVICE_CHOICES else "auto")
+            self.model_status.setText(f"Model: {self.model_label_text} on {old}")
+            return
+        if dev.type == "cpu":
+            import torch
+
+            torch.set_num_threads(cpu_threads_for_gui())
+        self.model_status.setText(f"Model: {self.model_label_text} on {dev}")
 
     def load_model(self) -> None:
         """Load the weights chosen in the widget (in a worker thread)."""
@@ -1470,7 +1530,13 @@ class IPNetWidget(QWidget):
         self.busy_changed.emit(busy)
 
     def _pump(self) -> None:
-        """Start the next queued job unless one is running (main thread only)."""
+        """Start the next queued job unless one is running (main thread only).
+
+        A device change waiting for the running job is applied first.
+        """
+        if self._pending_device is not None and self._worker is None and not self._loading:
+            if self.model is not None:
+                self._apply_device()
         while self._worker is None and not self._loading and self._jobs:
             if self.model is None:
                 self.load_model()
@@ -1624,7 +1690,7 @@ class IPNetWidget(QWidget):
 
         def work():
             managed = set(session.object_ids)
-            session.restore(rnd.before)  # back to before the round's first stroke
+            _restore(session, rnd.before)  # back to before the round's first stroke
             for step in steps:  # the round again, without the deleted strokes
                 for k, pos, neg in _merge_strokes(step):
                     session.interact(frame, pos, neg, object_id=k)
@@ -1864,7 +1930,7 @@ class IPNetWidget(QWidget):
         for rec in changed:
             steps = [s for s in keep if s.record is rec]
             first_undone = next((s for s in steps if s.undone), None)
-            rec.session.restore(first_undone.before if first_undone is not None else steps[-1].after)
+            _restore(rec.session, first_undone.before if first_undone is not None else steps[-1].after)
             rec.round = None  # which strokes made the open round is no longer known
         if changed:
             pending = self._active.session.pending_frame if self._active is not None else None
