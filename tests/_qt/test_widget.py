@@ -822,3 +822,40 @@ def test_device_change_waits_for_the_running_job(make_widget, tiny_rgb, qtbot, s
     # undo brings back a snapshot from before the move: its references follow the model
     out.undo()
     assert s.pending_frame == 0 and s._objects[1].reference.device == meta
+
+
+def test_objects_use_one_bright_palette_and_the_list_grows(make_widget, tiny_rgb, qtbot):
+    from napari_ipnet._qt._colors import object_colors
+    from napari_ipnet._qt.widget import OBJECT_ROWS
+
+    viewer, w, image = make_widget(tiny_rgb)
+    lst = w.object_list
+    tol = 9 / 255  # the icons are pixmaps of Xvfb's 16-bit display (5 bits for red and blue)
+    icon = lst.item(0).icon().pixmap(12, 12).toImage().pixelColor(6, 6)  # no output layer yet
+    np.testing.assert_allclose([icon.redF(), icon.greenF(), icon.blueF()], object_colors(1)[0, :3], atol=tol)
+    shapes = _scribble(qtbot, w, frame=1)
+    out = w.output_layer
+    np.testing.assert_allclose(out.colormap.map(np.arange(1, 51)), object_colors(50), atol=1e-6)
+    np.testing.assert_allclose(shapes.edge_color[0], object_colors(1)[0], atol=1e-3)
+    row = lst.sizeHintForRow(0)
+    for _ in range(11):
+        w.add_object()
+    assert lst.count() == 12 and lst.height() >= 12 * row  # 12 objects: all in view
+    k = w.current_object
+    icon = lst.item(lst.count() - 1).icon().pixmap(12, 12).toImage().pixelColor(6, 6)
+    np.testing.assert_allclose(
+        [icon.redF(), icon.greenF(), icon.blueF()], out.colormap.map(np.array([k]))[0, :3], atol=tol
+    )
+    brush = w.brush_layer()
+    np.testing.assert_allclose(brush.colormap.map(np.array([k]))[0], object_colors(k)[-1], atol=1e-6)
+    for _ in range(30):
+        w.add_object()
+    assert lst.height() < (OBJECT_ROWS[1] + 1) * row  # then it scrolls
+    # a Labels layer chosen as output keeps its own colours; strokes and list follow it
+    mine = viewer.add_labels(np.zeros((6, 64, 80), np.uint8), name="mine")
+    w.set_output_layer(mine)
+    w.select_object(3)
+    from napari.utils.colormaps.standardize_color import transform_color
+
+    current = transform_color(shapes.current_edge_color)[0]
+    np.testing.assert_allclose(current, mine.colormap.map(np.array([3]))[0], atol=2 / 255)

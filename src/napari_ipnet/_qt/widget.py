@@ -43,6 +43,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ._colors import label_colormap, object_color
 from ._device import move_model
 from ._history import item_ends, last_undo_item, redo_items, undo_items
 from ._results import RoundRecorder, apply_with_history, erase_change, frame_change
@@ -66,6 +67,9 @@ log = logging.getLogger(__name__)
 #: colour of negative (background) strokes in the Shapes and Points scribble layers
 NEGATIVE_COLOR = "#ff3030"
 MAX_OBJECTS = NEGATIVE_LABEL - 1
+#: rows of the object list: it grows with the objects from the first number to the
+#: second, then scrolls
+OBJECT_ROWS = (4, 16)
 _STROKE_STAYS = (
     "IPNet: the deleted stroke's effect stays: its round is already propagated, or was "
     "undone or redone since. Undo (Ctrl+Z on the labels) takes back whole rounds; or "
@@ -496,7 +500,6 @@ class IPNetWidget(QWidget):
             "Objects (label values of the output layer, colours from it). Select with "
             "Alt+1..Alt+9 or a click; double-click to rename."
         )
-        self.object_list.setMaximumHeight(120)
         v.addWidget(self.object_list)
         row = QHBoxLayout()
         self.add_btn = QPushButton("Add")
@@ -920,6 +923,7 @@ class IPNetWidget(QWidget):
             scale=image.scale,
             translate=image.translate,
             metadata={ROLE_KEY: "output", SOURCE_KEY: image.name},
+            colormap=label_colormap(),
         )
         self._output = out
         self._refresh_outputs()
@@ -1038,10 +1042,16 @@ class IPNetWidget(QWidget):
         return image
 
     def _object_color(self, k: int) -> np.ndarray:
-        """RGBA colour of object ``k`` in the output layer (napari's default colours without one)."""
+        """RGBA colour of object ``k``: as the output layer shows it (see ``_colors``).
+
+        Output layers the widget makes use the palette of :mod:`._colors`; a Labels
+        layer chosen as output keeps its own colours, and the strokes and the object
+        list follow them.
+        """
         out = self.output_layer
-        cmap = out.colormap if out is not None else _default_label_colormap()
-        return np.asarray(cmap.map(np.asarray([k], dtype=np.int64)), dtype=float).reshape(-1)[:4]
+        if out is None:
+            return np.asarray(object_color(k), dtype=float)
+        return np.asarray(out.colormap.map(np.asarray([k], dtype=np.int64)), dtype=float).reshape(-1)[:4]
 
     def _apply_stroke_style(self) -> None:
         """Colour and features of the next strokes: the selected object, or negative."""
@@ -1090,7 +1100,15 @@ class IPNetWidget(QWidget):
             if k == self._current:
                 self.object_list.setCurrentItem(item)
         self.object_list.blockSignals(False)
+        self._fit_object_list()
         self._apply_stroke_style()
+
+    def _fit_object_list(self) -> None:
+        """Grow the object list with the objects, from OBJECT_ROWS[0] to OBJECT_ROWS[1] rows; then scroll."""
+        lst = self.object_list
+        row = max(lst.sizeHintForRow(0), lst.fontMetrics().height() + 2)
+        rows = min(max(lst.count(), OBJECT_ROWS[0]), OBJECT_ROWS[1])
+        lst.setFixedHeight(rows * row + 2 * lst.frameWidth())
 
     @property
     def objects(self) -> dict[int, str]:
@@ -2025,16 +2043,6 @@ class IPNetWidget(QWidget):
                 layer.refresh()
                 for key in [key for key in self._brush_seen if key[0] == id(layer)]:
                     del self._brush_seen[key]
-
-
-_DEFAULT_CMAP = None
-
-
-def _default_label_colormap():
-    global _DEFAULT_CMAP
-    if _DEFAULT_CMAP is None:
-        _DEFAULT_CMAP = Labels(np.zeros((2, 2), np.uint8)).colormap
-    return _DEFAULT_CMAP
 
 
 def _make_cleanup(viewer_ref, connected, bound_keys, hooked=(), widget_ref=None):

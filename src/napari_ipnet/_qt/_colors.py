@@ -1,0 +1,96 @@
+"""Object colours: one palette for the output Labels layer, the object list and the strokes.
+
+napari's default label colours are random: some are too dark to see on dark
+fluorescence images, and neighbouring ids can look alike. Here object ``k`` gets a
+colour of fixed perceptual lightness (OKLab L 0.75 or 0.85, alternating) and a hue
+that turns by the golden angle from one id to the next, so consecutive objects are
+far apart on the colour wheel and every colour is bright. The reds around the
+negative strokes' colour are left out. No Qt here; napari only for the colormap.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+#: OKLab lightness of the colours, alternating from one id to the next
+LIGHTNESS = (0.75, 0.85)
+#: hue band (OKLCH degrees) left out: the reds of the negative strokes (#ff3030)
+SKIPPED_HUES = (5.0, 45.0)
+#: colours before the palette repeats (ids 1..N_COLORS; napari cycles after that)
+N_COLORS = 255
+_GOLDEN = (5**0.5 - 1) / 2  # hue turn per id, as a fraction of the circle
+_HUE_START = 0.6  # object 1: a light blue
+
+_LMS_FROM_OKLAB = np.array([
+    [1.0, 0.3963377774, 0.2158037573],
+    [1.0, -0.1055613458, -0.0638541728],
+    [1.0, -0.0894841775, -1.2914855480],
+])
+_LINEAR_RGB_FROM_LMS = np.array([
+    [4.0767416621, -3.3077115913, 0.2309699292],
+    [-1.2684380046, 2.6097574011, -0.3413193965],
+    [-0.0041960863, -0.7034186147, 1.7076147010],
+])
+
+
+def _oklch_to_linear_rgb(lightness: float, chroma: float, hue_deg: float) -> np.ndarray:
+    h = np.deg2rad(hue_deg)
+    lms = (_LMS_FROM_OKLAB @ np.array([lightness, chroma * np.cos(h), chroma * np.sin(h)])) ** 3
+    return _LINEAR_RGB_FROM_LMS @ lms
+
+
+def _srgb_encode(linear: np.ndarray) -> np.ndarray:
+    x = np.clip(linear, 0.0, 1.0)
+    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * x ** (1 / 2.4) - 0.055)
+
+
+def _hue(i: int) -> float:
+    """OKLCH hue (degrees) of palette entry ``i`` (object ``i + 1``)."""
+    frac = (_HUE_START + i * _GOLDEN) % 1.0
+    lo, hi = SKIPPED_HUES
+    return (hi + frac * (360.0 - (hi - lo))) % 360.0
+
+
+def _color(i: int) -> np.ndarray:
+    """sRGB in [0, 1] of palette entry ``i``: the most saturated in-gamut colour."""
+    lightness, hue = LIGHTNESS[i % len(LIGHTNESS)], _hue(i)
+    lo, hi = 0.0, 0.4
+    for _ in range(30):  # bisect the largest chroma inside the sRGB gamut
+        mid = (lo + hi) / 2
+        rgb = _oklch_to_linear_rgb(lightness, mid, hue)
+        if (rgb >= -1e-9).all() and (rgb <= 1 + 1e-9).all():
+            lo = mid
+        else:
+            hi = mid
+    return _srgb_encode(_oklch_to_linear_rgb(lightness, lo, hue))
+
+
+@lru_cache(maxsize=1)
+def _palette() -> np.ndarray:
+    colors = np.ones((N_COLORS + 1, 4), np.float32)
+    colors[0] = 0.0  # background: transparent
+    for i in range(N_COLORS):
+        colors[i + 1, :3] = _color(i)
+    colors.setflags(write=False)
+    return colors
+
+
+def object_colors(n: int) -> np.ndarray:
+    """RGBA colours (float32 in [0, 1]) of objects 1..n, shape (n, 4)."""
+    ids = np.arange(1, n + 1)
+    return _palette()[(ids - 1) % N_COLORS + 1].copy()
+
+
+def object_color(k: int) -> np.ndarray:
+    """RGBA colour (float32 in [0, 1]) of object ``k`` (label value ``k >= 1``)."""
+    k = int(k)
+    return _palette()[(k - 1) % N_COLORS + 1].copy() if k >= 1 else np.zeros(4, np.float32)
+
+
+def label_colormap():
+    """A napari label colormap with these colours (background 0 transparent)."""
+    from napari.utils.colormaps import CyclicLabelColormap
+
+    return CyclicLabelColormap(colors=np.array(_palette()), name="napari-ipnet objects")
