@@ -108,8 +108,16 @@ class StubModel:
 
 
 @pytest.fixture
-def stub_model():
-    """Factory: ``stub_model(interaction=..., propagation=...)``."""
+def stub_model(monkeypatch):
+    """Factory: ``stub_model(interaction=..., propagation=...)``.
+
+    Tests with stub networks check the engine's plumbing against the stubs' exact
+    outputs, so their sessions keep the networks' output unrefined (the scribble
+    refinement has tests of its own, tests/test_refine.py).
+    """
+    from napari_ipnet.session import Session
+
+    monkeypatch.setattr(Session, "default_refine", None)
     return StubModel
 
 

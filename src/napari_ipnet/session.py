@@ -28,6 +28,7 @@ from scipy import ndimage
 from .frames import FrameSource
 from .model.networks import IPNetModel
 from .model.roi import Bounds, Box, map_bounds, object_box_from_bounds, union_bounds, warp_in, warp_out
+from .refine import RefineSettings, refine_probability
 from .scribbles import davis_to_maps, scribble_map
 
 _EPS = 1e-4
@@ -169,15 +170,35 @@ class Session:
         use it (see :attr:`uses_objects_may_end`): with a second propagation network
         (``model.config.ending_network``, the bundled model) or trained with the flag
         as an input (``model.config.ending_flag``).
+    refine:
+        Scribbles are constraints (the default): after the interaction network, each
+        object's probability is refined on its region by a random walker with the
+        network's answer as prior, pixels under this round's positive strokes set to
+        the object and under its negative strokes to background (see
+        :mod:`napari_ipnet.refine`). A :class:`~napari_ipnet.refine.RefineSettings`
+        sets its parameters; False keeps the network's output as it is; None (the
+        default) takes :attr:`default_refine`.
     """
 
     #: objects run through a network in one call (a batch); more are split into chunks
     batch_size: int = 8
 
-    def __init__(self, frames, model: IPNetModel, objects_may_end: bool = False) -> None:
+    #: the refinement a session uses when ``refine`` is not given
+    default_refine: RefineSettings | None = RefineSettings()
+
+    def __init__(
+        self, frames, model: IPNetModel, objects_may_end: bool = False, refine: bool | RefineSettings | None = None
+    ) -> None:
         self.frames = frames if isinstance(frames, FrameSource) else FrameSource(frames)
         self.model = model.eval()
         self.objects_may_end = bool(objects_may_end)
+        if refine is None:
+            refine = self.default_refine
+        elif refine is True:
+            refine = RefineSettings()
+        if not (refine is False or refine is None or isinstance(refine, RefineSettings)):
+            raise TypeError(f"refine must be True, False, None or a RefineSettings, got {refine!r}")
+        self.refine: RefineSettings | None = refine or None
         self._objects: dict[int, _ObjectState] = {}
         self._round_frame: int | None = None  # frame interacted on in the open round
         self._round_objects: list[int] = []
@@ -421,7 +442,8 @@ class Session:
             ids, jobs, regions, self._run(self.model.interaction, frame, jobs)
         ):
             state = self._objects[k]
-            crop = self._refine_interaction(frame, sl, crop, maps[1], maps[2])
+            if self.refine is not None:
+                crop = refine_probability(self.frames.rgb(frame)[sl], crop, maps[1], maps[2], self.refine)
             soft = SoftMask.from_crop(y0, x0, crop)
             if soft is None:
                 state.masks.pop(frame, None)
@@ -589,7 +611,7 @@ class Session:
         h, w = self.frames.height, self.frames.width
         ids = list(weights)
         where = ndimage.find_objects(neighbour, max_label=max(ids))  # each label's bounds, one pass
-        jobs, regions = [], []
+        jobs = []
         for k in ids:
             soft = self._objects[k].masks.get(f)
             nb_slices = where[k - 1]
@@ -599,21 +621,13 @@ class Session:
             box = object_box_from_bounds(union_bounds([soft.bounds() if soft is not None else None, nb_bounds]), h, w)
             sl, prev = self._region_of(f, k, box)
             jobs.append(([prev, (neighbour[sl] == k).astype(np.float32)], box))
-            regions.append(sl)
         extra = [torch.cat([fused[k] for k in ids])]
         if self.model.config.ending_flag:
             extra.append(torch.full((len(ids),), float(self.objects_may_end), device=self.model.device))
         out = {}
-        for k, (maps, _), sl, ((cy, cx), crop, _) in zip(ids, jobs, regions, self._run(net, f, jobs, extra)):
-            crop = self._refine_propagated(f, sl, crop, maps[1])
+        for k, ((cy, cx), crop, _) in zip(ids, self._run(net, f, jobs, extra)):
             out[k] = self._blend(k, f, cy, cx, crop, weights[k])
         return out
-
-    def _refine_interaction(self, f: int, region, crop: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
-        return crop
-
-    def _refine_propagated(self, f: int, region, crop: np.ndarray, neighbour: np.ndarray) -> np.ndarray:
-        return crop
 
     def _blend(self, k: int, f: int, cy: int, cx: int, crop: np.ndarray, w: float):
         """Blend a new crop into object ``k``'s previous-round mask on frame ``f`` with weight ``w``."""

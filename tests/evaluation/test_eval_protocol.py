@@ -286,7 +286,7 @@ def _session_with_stubs(frames):
     # interaction: the positive strokes themselves; propagation: copy the neighbour
     model = StubModel(interaction=lambda rgb, prev, pos, neg: 0.05 + 0.9 * pos,
                       propagation=lambda rgb, prev, nb: 0.05 + 0.9 * nb)
-    return Session(frames, model)
+    return Session(frames, model, refine=False)  # the stubs' exact outputs
 
 
 def test_corrected_frame_before_and_after_the_interaction():

@@ -1,0 +1,83 @@
+"""Scribbles as constraints: the random-walker refinement of the network's answer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_ipnet.refine import RefineSettings, refine_probability
+
+
+def _two_regions(h=60, w=80):
+    img = np.full((h, w), 0.2, np.float32)
+    img[:, w // 2 :] = 0.8
+    img += np.random.default_rng(0).normal(0, 0.02, img.shape).astype(np.float32)
+    return img
+
+
+def test_strokes_are_hard_constraints():
+    img = _two_regions()
+    prior = np.full(img.shape, 0.05, np.float32)  # the network says background everywhere
+    pos = np.zeros(img.shape, bool)
+    pos[30, 50:60] = True
+    neg = np.zeros(img.shape, bool)
+    neg[10, 5:15] = True
+    prior[10, 5:15] = 0.99  # ... and foreground under the negative stroke
+    out = refine_probability(img, prior, pos, neg)
+    assert out.shape == img.shape and out.dtype == np.float32
+    assert (out[pos] == 1.0).all() and (out[neg] == 0.0).all()
+
+
+def test_a_stroke_spreads_over_its_region_and_stops_at_the_edge():
+    img = _two_regions()
+    prior = np.full(img.shape, 0.5, np.float32)  # no opinion
+    pos = np.zeros(img.shape, bool)
+    pos[25:35, 60] = True  # in the bright right half
+    neg = np.zeros(img.shape, bool)
+    neg[25:35, 20] = True  # in the dark left half
+    out = refine_probability(img, prior, pos, neg)
+    assert (out[:, 42:] > 0.5).mean() > 0.95
+    assert (out[:, :38] < 0.5).mean() > 0.95
+
+
+def test_far_from_strokes_the_network_holds():
+    h, w = 90, 120
+    yy, xx = np.mgrid[0:h, 0:w]
+    disk = (yy - 45) ** 2 + (xx - 60) ** 2 <= 25**2
+    img = np.where(disk, 0.7, 0.3).astype(np.float32)
+    prior = np.where(disk, 0.9, 0.1).astype(np.float32)
+    out = refine_probability(img, prior) > 0.5
+    iou = (out & disk).sum() / (out | disk).sum()
+    assert iou > 0.95
+
+
+def test_large_regions_are_solved_on_a_coarser_grid():
+    img = np.random.default_rng(1).random((400, 300, 3)).astype(np.float32)
+    prior = np.zeros((400, 300), np.float32)
+    prior[100:300, 50:250] = 0.95
+    out = refine_probability(img, prior, settings=RefineSettings(max_side=64))
+    assert out.shape == (400, 300)
+    assert out[150:250, 100:200].mean() > 0.8 and out[:50].mean() < 0.2
+
+
+def test_session_refines_the_interaction_with_the_strokes(stub_model):
+    from napari_ipnet.session import Session
+
+    model = stub_model(interaction=0.05, propagation=0.05)  # the network misses the object
+    frames = np.zeros((2, 48, 64, 3), np.uint8)
+    frames[:, 10:30, 20:44] = 200
+    pos = np.zeros((48, 64), bool)
+    pos[18:22, 28:36] = True
+    plain = Session(frames, model, refine=False).interact(0, pos)
+    assert (plain < 0.5).all()
+    refined = Session(frames, model, refine=True).interact(0, pos)
+    assert (refined[pos] == 1.0).all()  # the stroke is the object, whatever the network says
+    # around the stroke, inside its bright block, the object grows; beyond the block's
+    # edge the confident network holds
+    ring = np.zeros_like(pos)
+    ring[16:24, 26:38] = True
+    ring &= ~pos
+    assert refined[ring].mean() > 0.5 > plain[ring].mean()
+    assert (refined[35:, :] < 0.5).all() and (refined[:, :16] < 0.5).all()
+    with pytest.raises(TypeError, match="refine must be"):
+        Session(frames, model, refine="yes")
