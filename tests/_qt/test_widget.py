@@ -826,9 +826,9 @@ def test_device_change_waits_for_the_running_job(make_widget, tiny_rgb, qtbot, s
 
 def test_objects_use_one_bright_palette_and_the_list_grows(make_widget, tiny_rgb, qtbot):
     from napari_ipnet._qt._colors import object_colors
-    from napari_ipnet._qt.widget import OBJECT_ROWS
+    from napari_ipnet._qt._object_list import OBJECT_ROWS
 
-    viewer, w, image = make_widget(tiny_rgb)
+    viewer, w, image = make_widget(tiny_rgb, show=True)
     lst = w.object_list
     tol = 9 / 255  # the icons are pixmaps of Xvfb's 16-bit display (5 bits for red and blue)
     icon = lst.item(0).icon().pixmap(12, 12).toImage().pixelColor(6, 6)  # no output layer yet
@@ -838,9 +838,13 @@ def test_objects_use_one_bright_palette_and_the_list_grows(make_widget, tiny_rgb
     np.testing.assert_allclose(out.colormap.map(np.arange(1, 51)), object_colors(50), atol=1e-6)
     np.testing.assert_allclose(shapes.edge_color[0], object_colors(1)[0], atol=1e-3)
     row = lst.sizeHintForRow(0)
+    assert lst.minimumSizeHint().height() >= OBJECT_ROWS[0] * row
     for _ in range(11):
         w.add_object()
-    assert lst.count() == 12 and lst.height() >= 12 * row  # 12 objects: all in view
+    assert lst.count() == 12 and lst.sizeHint().height() >= 12 * row  # 12 objects: room for all
+    viewer.window._qt_window.resize(1100, 1400)  # a tall window (Xvfb's screen is small)
+    qtbot.waitUntil(lambda: lst.height() >= 12 * row, timeout=5000)  # given when the dock has room
+    assert lst.verticalScrollBar().maximum() == 0
     k = w.current_object
     icon = lst.item(lst.count() - 1).icon().pixmap(12, 12).toImage().pixelColor(6, 6)
     np.testing.assert_allclose(
@@ -850,7 +854,8 @@ def test_objects_use_one_bright_palette_and_the_list_grows(make_widget, tiny_rgb
     np.testing.assert_allclose(brush.colormap.map(np.array([k]))[0], object_colors(k)[-1], atol=1e-6)
     for _ in range(30):
         w.add_object()
-    assert lst.height() < (OBJECT_ROWS[1] + 1) * row  # then it scrolls
+    assert OBJECT_ROWS[1] * row <= lst.sizeHint().height() < (OBJECT_ROWS[1] + 1) * row  # then it scrolls
+    qtbot.waitUntil(lambda: lst.verticalScrollBar().maximum() > 0, timeout=5000)
     # a Labels layer chosen as output keeps its own colours; strokes and list follow it
     mine = viewer.add_labels(np.zeros((6, 64, 80), np.uint8), name="mine")
     w.set_output_layer(mine)

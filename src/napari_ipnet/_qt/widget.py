@@ -35,7 +35,6 @@ from qtpy.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QListWidget,
     QListWidgetItem,
     QMessageBox,
     QPushButton,
@@ -46,6 +45,7 @@ from qtpy.QtWidgets import (
 from ._colors import label_colormap, object_color
 from ._device import move_model
 from ._history import item_ends, last_undo_item, redo_items, undo_items
+from ._object_list import ObjectList
 from ._results import RoundRecorder, apply_with_history, erase_change, frame_change
 from ._sequence import (
     FrameView,
@@ -67,9 +67,6 @@ log = logging.getLogger(__name__)
 #: colour of negative (background) strokes in the Shapes and Points scribble layers
 NEGATIVE_COLOR = "#ff3030"
 MAX_OBJECTS = NEGATIVE_LABEL - 1
-#: rows of the object list: it grows with the objects from the first number to the
-#: second, then scrolls
-OBJECT_ROWS = (4, 16)
 _STROKE_STAYS = (
     "IPNet: the deleted stroke's effect stays: its round is already propagated, or was "
     "undone or redone since. Undo (Ctrl+Z on the labels) takes back whole rounds; or "
@@ -495,7 +492,7 @@ class IPNetWidget(QWidget):
 
         box = QGroupBox("Objects")
         v = QVBoxLayout(box)
-        self.object_list = QListWidget()
+        self.object_list = ObjectList()
         self.object_list.setToolTip(
             "Objects (label values of the output layer, colours from it). Select with "
             "Alt+1..Alt+9 or a click; double-click to rename."
@@ -1100,15 +1097,8 @@ class IPNetWidget(QWidget):
             if k == self._current:
                 self.object_list.setCurrentItem(item)
         self.object_list.blockSignals(False)
-        self._fit_object_list()
+        self.object_list.updateGeometry()  # its size hint follows the objects (see ObjectList)
         self._apply_stroke_style()
-
-    def _fit_object_list(self) -> None:
-        """Grow the object list with the objects, from OBJECT_ROWS[0] to OBJECT_ROWS[1] rows; then scroll."""
-        lst = self.object_list
-        row = max(lst.sizeHintForRow(0), lst.fontMetrics().height() + 2)
-        rows = min(max(lst.count(), OBJECT_ROWS[0]), OBJECT_ROWS[1])
-        lst.setFixedHeight(rows * row + 2 * lst.frameWidth())
 
     @property
     def objects(self) -> dict[int, str]:
