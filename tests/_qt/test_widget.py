@@ -864,3 +864,51 @@ def test_objects_use_one_bright_palette_and_the_list_grows(make_widget, tiny_rgb
 
     current = transform_color(shapes.current_edge_color)[0]
     np.testing.assert_allclose(current, mine.colormap.map(np.array([3]))[0], atol=2 / 255)
+
+
+def test_empty_results_are_reported(make_widget, tiny_rgb, qtbot, stub_model, notes):
+    """An object left without a mask is named: after its stroke, and after propagation."""
+    import torch
+
+    frames = tiny_rgb.copy()
+    frames[4:] = (0, 0, 255)  # flat blue frames: there the stub network finds nothing
+    viewer, w, image = make_widget(frames, model=False)
+    model = _shape_model(stub_model)
+    follow = model.propagation.value
+
+    def propagation(rgb, prev, nb):
+        return torch.full_like(nb, 0.01) if rgb[:, 0].max() < 0.01 else follow(rgb, prev, nb)
+
+    model.propagation.value = propagation
+    w.set_model(model, "stub")
+    _scribble(qtbot, w, frame=1)  # object 1: found
+    assert "no mask" not in w.status_label.text() and not notes
+    w.add_object("cell")
+    model.interaction.value = 0.01  # object 2: the network finds nothing under its stroke
+    _scribble(qtbot, w, frame=1, y=55, x0=40, x1=70)
+    model.interaction.value = _shape_model(stub_model).interaction.value
+    assert "object 2 (cell) got no mask there" in w.status_label.text()
+    warnings = [msg for sev, msg in notes if sev == "warning"]
+    assert len(warnings) == 1 and "object 2 (cell)" in warnings[0] and "frame 1" in warnings[0]
+    lst = w.object_list
+    assert lst.item(1).text() == "2: cell  [empty: 1]" and "frame 1" in lst.item(1).toolTip()
+    assert lst.item(0).text() == "1: object 1"
+
+    frames_done, _ = _propagate(qtbot, w)
+    assert sorted(frames_done) == [0, 2, 3, 4, 5]
+    out = w.output_layer
+    assert not (out.data[4:] == 1).any() and (out.data[:4] == 1).any()
+    assert "object 1 empty on frames 4-5" in w.status_label.text()
+    assert any(sev == "warning" and "after propagating, object 1 empty on frames 4-5" in msg for sev, msg in notes)
+    assert lst.item(0).text() == "1: object 1  [empty: 4-5]"
+    assert lst.item(1).text() == "2: cell  [empty: 1]"  # not on frame 1 at the start: not followed
+    # renaming in the list keeps the mark out of the name
+    lst.item(0).setText("1: nucleus  [empty: 4-5]")
+    assert w.objects[1] == "nucleus" and lst.item(0).text() == "1: nucleus  [empty: 4-5]"
+    # a new stroke on frame 4 finds object 1 there again: that frame is no longer marked
+    w.select_object(1)
+    _scribble(qtbot, w, frame=4, y=30, x0=30, x1=50)
+    assert (out.data[4] == 1).any() and lst.item(0).text() == "1: nucleus  [empty: 5]"
+    w.reset_object(1)
+    assert w._active.empty == {2: {1}}
+    assert [lst.item(i).text() for i in range(lst.count())] == ["2: cell  [empty: 1]"]

@@ -224,3 +224,18 @@ def test_move_model_moves_the_sessions_after_the_model_and_sets_autocast():
     assert calls[-3:] == [("model", cpu), ("a", cpu), ("b", cpu)]  # all moved back
     assert model.device == cpu and model.use_autocast is False
     assert autocast_for(cuda) and not autocast_for(torch.device("mps")) and not autocast_for("cpu")
+
+
+def test_empty_objects_and_frame_ranges():
+    from napari_ipnet._qt._results import empty_objects, frame_ranges, frames_text
+
+    labels = np.zeros((4, 5), np.uint8)
+    labels[0, 0], labels[1, 1] = 1, 3
+    assert empty_objects(labels, [1, 2, 3, 4]) == [2, 4]
+    assert empty_objects(labels.astype(np.uint16) * 300, [300, 900, 2]) == [2]
+    assert empty_objects(labels.astype(np.int32), [3, 5]) == [5]
+    assert empty_objects(np.zeros((2, 2), np.uint8), []) == []
+    assert frame_ranges([12, 3, 13, 14, 19, 13]) == "3, 12-14, 19"
+    assert frame_ranges([]) == "" and frame_ranges([7]) == "7"
+    assert frames_text([12, 13, 14, 15, 16, 17, 18, 19]) == "frames 12-19"
+    assert frames_text([7]) == "frame 7"

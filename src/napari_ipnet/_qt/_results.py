@@ -118,3 +118,33 @@ class RoundRecorder:
         n = apply_with_history(self.layer, kept)
         self.changes = []
         return n
+
+
+def empty_objects(labels: np.ndarray, ids: Iterable[int]) -> list[int]:
+    """The objects of ``ids`` with no pixel in the label map ``labels``, in order."""
+    labels = np.asarray(labels)
+    if labels.dtype.kind == "u" and labels.dtype.itemsize <= 2:
+        present = set(np.flatnonzero(np.bincount(labels.ravel())).tolist())
+    else:
+        present = set(np.unique(labels).tolist())
+    return [int(k) for k in ids if int(k) not in present]
+
+
+def frame_ranges(frames: Iterable[int]) -> str:
+    """Frame numbers as compact text: ``[12, 3, 13, 14, 19]`` -> ``"3, 12-14, 19"``."""
+    out: list[str] = []
+    run: list[int] = []
+    for f in sorted({int(f) for f in frames}):
+        if run and f != run[-1] + 1:
+            out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+            run = []
+        run.append(f)
+    if run:
+        out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+    return ", ".join(out)
+
+
+def frames_text(frames: Iterable[int]) -> str:
+    """``"frame 7"`` or ``"frames 12-19"``."""
+    frames = sorted({int(f) for f in frames})
+    return f"{'frame' if len(frames) == 1 else 'frames'} {frame_ranges(frames)}"

@@ -46,7 +46,15 @@ from ._colors import label_colormap, object_color
 from ._device import move_model
 from ._history import item_ends, last_undo_item, redo_items, undo_items
 from ._object_list import ObjectList
-from ._results import RoundRecorder, apply_with_history, erase_change, frame_change
+from ._results import (
+    RoundRecorder,
+    apply_with_history,
+    empty_objects,
+    erase_change,
+    frame_change,
+    frame_ranges,
+    frames_text,
+)
 from ._sequence import (
     FrameView,
     SequenceSpec,
@@ -67,6 +75,7 @@ log = logging.getLogger(__name__)
 #: colour of negative (background) strokes in the Shapes and Points scribble layers
 NEGATIVE_COLOR = "#ff3030"
 MAX_OBJECTS = NEGATIVE_LABEL - 1
+_EMPTY_MARK = "  [empty: "  # object list: frames where the object has no mask
 _STROKE_STAYS = (
     "IPNet: the deleted stroke's effect stays: its round is already propagated, or was "
     "undone or redone since. Undo (Ctrl+Z on the labels) takes back whole rounds; or "
@@ -214,6 +223,18 @@ class _Record:
     session: Any
     frames: FrameView
     round: _Round | None = None  # the open round's strokes, to take deleted ones back
+    # object -> frames where the last interaction or propagation left it without a mask
+    empty: dict[int, set[int]] = field(default_factory=dict)
+
+    def note_empty(self, frame: int, ids, empty) -> None:
+        """Record which of ``ids`` are empty on ``frame`` (and which are no longer)."""
+        for k in ids:
+            if k in empty:
+                self.empty.setdefault(k, set()).add(frame)
+            elif k in self.empty:
+                self.empty[k].discard(frame)
+                if not self.empty[k]:
+                    del self.empty[k]
 
 
 @dataclass
@@ -226,6 +247,8 @@ class _Job:
     image: Any = None  # interact: the record is made when the job runs (after the model loads)
     spec: SequenceSpec | None = None
     before: Any = None  # SessionSnapshot taken when the job starts (for undo)
+    tracked: list = field(default_factory=list)  # propagate: objects on the round's frame
+    vanished: dict = field(default_factory=dict)  # propagate: object -> frames left empty
     t_submit: float = field(default_factory=time.perf_counter)
 
 
@@ -1085,8 +1108,17 @@ class IPNetWidget(QWidget):
     def _refresh_objects(self) -> None:
         self.object_list.blockSignals(True)
         self.object_list.clear()
+        empty = self._active.empty if self._active is not None else {}
         for k in sorted(self._objects):
-            item = QListWidgetItem(f"{k}: {self._objects[k]}")
+            text = f"{k}: {self._objects[k]}"
+            if empty.get(k):
+                text += f"{_EMPTY_MARK}{frame_ranges(empty[k])}]"
+            item = QListWidgetItem(text)
+            if empty.get(k):
+                item.setToolTip(
+                    f"Object {k} has no mask on {frames_text(empty[k])} after the last "
+                    "interaction or propagation there: scribble it on one of them."
+                )
             item.setData(Qt.ItemDataRole.UserRole, k)
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsEditable)
             rgba = self._object_color(k)
@@ -1099,6 +1131,16 @@ class IPNetWidget(QWidget):
         self.object_list.blockSignals(False)
         self.object_list.updateGeometry()  # its size hint follows the objects (see ObjectList)
         self._apply_stroke_style()
+
+    def _describe(self, ids) -> str:
+        """``"object 2"``, ``"object 2 (cell)"``, ``"objects 2 (cell) and 5"``."""
+        parts = []
+        for k in ids:
+            name = self._objects.get(k, f"object {k}")
+            parts.append(str(k) if name == f"object {k}" else f"{k} ({name})")
+        if len(parts) == 1:
+            return f"object {parts[0]}"
+        return f"objects {', '.join(parts[:-1])} and {parts[-1]}"
 
     @property
     def objects(self) -> dict[int, str]:
@@ -1155,6 +1197,8 @@ class IPNetWidget(QWidget):
         text = item.text()
         prefix = f"{k}: "
         name = text[len(prefix):] if text.startswith(prefix) else text
+        if _EMPTY_MARK in name:  # the "[empty: ...]" mark is not part of the name
+            name = name[: name.index(_EMPTY_MARK)]
         if name.strip() and name != self._objects.get(k):
             self.rename_object(k, name.strip())
 
@@ -1643,13 +1687,35 @@ class IPNetWidget(QWidget):
         change = frame_change(out.data, job.record.spec, job.frame, labels, managed)
         n = apply_with_history(out, [change] if change is not None else [])
         self._remember_step(out, n, job)
+        ids = [k for k, _pos, _neg in job.items]
+        empty = empty_objects(labels, ids)
+        job.record.note_empty(job.frame, ids, empty)
         self._refresh_objects()
         dt = time.perf_counter() - job.t_submit
         plan = job.record.session.propagation_plan()
-        self.status_label.setText(
-            f"Frame {job.frame} segmented ({dt:.2f} s). Propagate ({len(plan)} frames) or scribble again."
-        )
+        if empty:
+            self._report_empty_interaction(job, empty, dt, len(plan))
+        else:
+            self.status_label.setText(
+                f"Frame {job.frame} segmented ({dt:.2f} s). Propagate ({len(plan)} frames) or scribble again."
+            )
         self.interaction_done.emit(job.frame)
+
+    def _report_empty_interaction(self, job: _Job, empty: list[int], dt: float, n_plan: int) -> None:
+        """Status and notification: the interaction left objects without a mask on its frame."""
+        what = self._describe(empty)
+        self.status_label.setText(
+            f"Frame {job.frame} segmented ({dt:.2f} s), but {what} got no mask there: scribble "
+            f"{'it' if len(empty) == 1 else 'them'} again, or propagate ({n_plan} frames)."
+        )
+        positive = {k for k, pos, _neg in job.items if pos is not None and np.any(pos)}
+        if positive & set(empty):
+            show_warning(
+                f"IPNet: {what} got no mask on frame {job.frame}: the network found nothing "
+                "under the stroke. Draw a longer stroke well inside the object, or more strokes."
+            )
+        else:  # negative strokes only: perhaps what the user wanted
+            show_info(f"IPNet: {what} is now empty on frame {job.frame} (negative strokes only).")
 
     # ------------------------------------------------------------------ deleted strokes
     def _strokes_removed(self, layer) -> None:
@@ -1778,9 +1844,15 @@ class IPNetWidget(QWidget):
         self._recorder = RoundRecorder(out)
         self._round_target = out
         job.before = session.snapshot()
+        start = session.pending_frame
         frames_gen = session.propagate()  # round state lives in this generator
 
         def work():
+            # the objects on the round's frame, to tell where they vanish (read by the
+            # main thread once frames arrive)
+            ids = session.object_ids
+            missing = set(empty_objects(session.label_frame(start), ids))
+            job.tracked = [k for k in ids if k not in missing]
             for t in frames_gen:
                 yield t, session.label_frame(t), list(session.object_ids)
                 if cancel.is_set():
@@ -1813,6 +1885,10 @@ class IPNetWidget(QWidget):
             return
         change = frame_change(out.data, rec.spec, t, labels, managed)
         self._recorder.write(t, change)
+        empty = empty_objects(labels, job.tracked)
+        rec.note_empty(t, job.tracked, empty)
+        for k in empty:
+            job.vanished.setdefault(k, []).append(t)
         if self._pbar is not None:
             self._pbar.update(1)
         self.frame_done.emit(t)
@@ -1840,13 +1916,29 @@ class IPNetWidget(QWidget):
         self.last_round_frames = frames
         dt = self.last_propagation_seconds or 0.0
         word = "cancelled after" if cancelled else "propagated"
-        self.status_label.setText(f"{word} {len(frames)} frames in {dt:.1f} s. Correct the worst frame and propagate again.")
+        vanished = self._vanished_text(job)
+        self.status_label.setText(
+            f"{word} {len(frames)} frames in {dt:.1f} s. {vanished + '. ' if vanished else ''}"
+            "Correct the worst frame and propagate again."
+        )
+        if vanished:
+            session = job.record.session if job.record is not None else None
+            ending = session is not None and session.objects_may_end and session.uses_objects_may_end
+            # objects that may end (z-stacks): expected, said quietly; otherwise worth a look
+            (show_info if ending else show_warning)(f"IPNet: after propagating, {vanished}.")
+        self._refresh_objects()
         self._worker = None
         self._job = None
         self._prune_records()
         self.propagation_finished.emit(frames, cancelled)
         self._pump()
         self._update_buttons()
+
+    def _vanished_text(self, job: _Job) -> str:
+        """``"object 3 empty on frames 12-19; object 5 (cell) empty on frame 7"``, or ``""``."""
+        return "; ".join(
+            f"{self._describe([k])} empty on {frames_text(frames)}" for k, frames in sorted(job.vanished.items())
+        )
 
     def cancel(self) -> None:
         """Stop the running propagation after the current frame; drop queued propagations."""
@@ -1940,12 +2032,14 @@ class IPNetWidget(QWidget):
             first_undone = next((s for s in steps if s.undone), None)
             _restore(rec.session, first_undone.before if first_undone is not None else steps[-1].after)
             rec.round = None  # which strokes made the open round is no longer known
+            rec.empty.clear()  # where objects are empty is no longer known either
         if changed:
             pending = self._active.session.pending_frame if self._active is not None else None
             word = "Redone" if action == "redo" else "Undone"
             tail = f" Round on frame {pending} waiting to be propagated." if pending is not None else ""
             try:
                 self.status_label.setText(f"{word}: IPNet's memory follows the output layer.{tail}")
+                self._refresh_objects()
             except RuntimeError:  # the Qt widget is already deleted
                 pass
 
@@ -1961,6 +2055,7 @@ class IPNetWidget(QWidget):
             if k in rec.session.object_ids:
                 rec.session.reset(k)
                 rec.round = None
+                rec.empty.pop(k, None)
                 # the engine cannot be rolled back across a reset (the layer can)
                 self._undo_steps = [s for s in self._undo_steps if s.record is not rec]
                 if out is not None and tuple(out.data.shape) == spatial_shape(rec.layer):
