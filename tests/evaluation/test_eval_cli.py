@@ -75,6 +75,27 @@ def test_cli_reference_fusion_override(root, tmp_path):
     assert json.loads(out.read_text())["protocol"]["fuse_references"] is False
 
 
+def test_cli_refine_switch_and_oracle(root, tmp_path):
+    out = tmp_path / "s.json"
+    rc = cli.main(["evaluate", str(root), "--model", "random", "--device", "cpu", "--rounds", "2",
+                   "--refine", "off", "--no-f", "--out", str(out), "--quiet"])
+    assert rc == 0
+    s = json.loads(out.read_text())
+    assert s["protocol"]["refine"] is False
+    rounds = s["sequences"]["tiny"]["rounds"]
+    assert all(r["frame_J_after"] is not None for r in rounds) and rounds[0]["frame_J_before"] == 0.0
+    out, png = tmp_path / "o.json", tmp_path / "o.png"
+    rc = cli.main(["evaluate", str(root), "--model", "random", "--device", "cpu", "--oracle", "2",
+                   "--out", str(out), "--plot", str(png), "--quiet"])
+    assert rc == 0
+    o = json.loads(out.read_text())
+    assert o["protocol"]["mode"] == "oracle" and o["protocol"]["margin"] == 2 and o["protocol"]["refine"] is True
+    unit = o["oracle"]["tiny"]
+    assert unit["frame"] == 2 and 0 <= unit["J_frame"] <= 1 and 0 <= unit["J_propagated"] <= 1
+    assert png.stat().st_size > 1000
+    assert cli.main(["evaluate", str(root), "--model", "random", "--oracle", "-1", "--quiet"]) == 2
+
+
 def test_objects_may_end_auto_is_on_along_z_of_a_tiff_stack(root, tmp_path):
     import argparse
 

@@ -55,6 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     m.add_argument("--reference-fusion", choices=("model", "on", "off"), default="model",
                    help="fuse every round's reference (on, the paper) or propagate from each object's "
                         "first-round reference (off); default: what the model's config says")
+    m.add_argument("--refine", choices=("on", "off"), default="on",
+                   help="refine each interaction with the strokes as constraints (Session refine; default on)")
     m.add_argument("--objects-may-end", choices=("auto", "on", "off"), default="auto",
                    help="let objects end inside the sequence (Session objects_may_end); auto: on for "
                         "--axis z of a TIFF stack, off otherwise. Used by models made for it (the bundled one)")
@@ -106,7 +108,8 @@ def _model_factory(args):
 
         model.config = dataclasses.replace(model.config, fuse_references=args.reference_fusion == "on")
     may_end = objects_may_end(args)
-    return (lambda frames: Session(frames, model, objects_may_end=may_end)), model
+    refine = getattr(args, "refine", "on") == "on"
+    return (lambda frames: Session(frames, model, objects_may_end=may_end, refine=refine)), model
 
 
 def objects_may_end(args) -> bool:
@@ -156,7 +159,7 @@ def run(args) -> int:
             factory, model = _model_factory(args)
             settings.update(model=str(getattr(model, "name", args.model)), device=str(model.device),
                             encoder=model.config.encoder, fuse_references=model.config.fuse_references,
-                            objects_may_end=objects_may_end(args),
+                            objects_may_end=objects_may_end(args), refine=args.refine == "on",
                             model_uses_objects_may_end=model.uses_objects_may_end)
             if args.threads:
                 settings["threads"] = int(args.threads)
