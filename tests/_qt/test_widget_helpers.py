@@ -239,3 +239,18 @@ def test_empty_objects_and_frame_ranges():
     assert frame_ranges([]) == "" and frame_ranges([7]) == "7"
     assert frames_text([12, 13, 14, 15, 16, 17, 18, 19]) == "frames 12-19"
     assert frames_text([7]) == "frame 7"
+
+
+def test_worker_warnings_are_logged_once_per_place(caplog, monkeypatch):
+    import logging
+
+    from napari_ipnet._qt import widget
+
+    monkeypatch.setattr(widget, "_LOGGED_WARNINGS", set())
+    args = (UserWarning("slow path"), UserWarning, "/x/torch/nn.py", 12, None, None)
+    with caplog.at_level(logging.WARNING, logger=widget.__name__):
+        for _ in range(3):  # a warning met on every frame of a propagation
+            widget._relay_warning(args)
+        widget._relay_warning((RuntimeWarning("overflow"), RuntimeWarning, "/x/np.py", 3, None, None))
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 2 and "UserWarning: slow path" in messages[0] and "RuntimeWarning" in messages[1]

@@ -355,16 +355,21 @@ def _relay_warning(args: tuple) -> None:
     superqt catches the warnings of its workers and emits them with ``warned``; napari
     0.9 does not show them, so a deprecation met in a worker went unseen. FutureWarnings
     (the deprecations meant for users) become napari warning notifications, as in the
-    main thread; other warnings go to the log.
+    main thread; other warnings go to the log, once per place (superqt shows every one).
     """
-    message, category = args[0], args[1]
+    message, category, filename, lineno = args[:4]
     if isinstance(category, type) and issubclass(category, FutureWarning):
         from napari.utils.notifications import notification_manager
 
-        notification_manager.receive_warning(*args)
-    else:
-        name = getattr(category, "__name__", category)
-        log.warning("%s:%s: %s: %s", args[2], args[3], name, message)
+        notification_manager.receive_warning(*args)  # shown once per place
+        return
+    where = (category, str(filename), lineno)
+    if where not in _LOGGED_WARNINGS:
+        _LOGGED_WARNINGS.add(where)
+        log.warning("%s:%s: %s: %s", filename, lineno, getattr(category, "__name__", category), message)
+
+
+_LOGGED_WARNINGS: set[tuple] = set()  # (category, file, line) of worker warnings logged
 
 
 def _make_worker(fn, generator: bool = False):
