@@ -143,6 +143,17 @@ def soft_aggregate(probs: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=0, keepdims=True)
 
 
+def round_bounds(annotated, frame: int) -> tuple[int | None, int | None]:
+    """The nearest frames annotated in earlier rounds below and above ``frame``.
+
+    A round annotated on ``frame`` propagates up to them (exclusive), or to the
+    sequence's ends where there is none (``None``); see :func:`blend_weight`.
+    """
+    lower = max((a for a in annotated if a < frame), default=None)
+    upper = min((a for a in annotated if a > frame), default=None)
+    return lower, upper
+
+
 def blend_weight(f: int, t: int, end: int | None) -> float:
     """Weight of the new round on frame ``f`` propagated from ``t`` towards ``end``.
 
@@ -512,10 +523,7 @@ class Session:
 
     # ------------------------------------------------------------------ propagation
     def _bounds(self, object_id: int, frame: int) -> tuple[int | None, int | None]:
-        ann = self._objects[object_id].annotated - {frame}
-        lower = max((a for a in ann if a < frame), default=None)
-        upper = min((a for a in ann if a > frame), default=None)
-        return lower, upper
+        return round_bounds(self._objects[object_id].annotated, frame)
 
     def propagation_plan(self, frame: int | None = None) -> list[int]:
         """Frames the next :meth:`propagate` will update, in order (forward, then backward)."""

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from ..model.networks import IPNetModel, ModelConfig, build_model
 from ..model.roi import ROI_SIZE, object_box, warp_in, warp_out
-from ..session import blend_weight
+from ..session import blend_weight, round_bounds
 from .simulate import simulate_scribbles
 
 
@@ -160,8 +160,7 @@ def run_episode(model: IPNetModel, clips, rng, rounds: int, device, roi: int = R
             cur[b][a] = 0.0
             cur[b][a, y0:y1, x0:x1] = crop[0, 0].cpu().numpy()
         ref = model.propagation.SEFA(out.feature, fused)
-        lower = max((f for f in annotated if f < a), default=None)
-        upper = min((f for f in annotated if f > a), default=None)
+        lower, upper = round_bounds(annotated, a)  # the engine's rule
         # --- propagation both ways, blended with the previous round
         for direction, end in ((1, upper), (-1, lower)):
             f = a + direction
