@@ -27,7 +27,9 @@ import numpy as np
 SIZES = {"480p": (480, 854), "1024x1024": (1024, 1024)}
 #: "default" is the bundled trained model (EfficientNet-Lite0 at the ROI size it was
 #: trained at); the other two are random-weight architectures at the paper's 256 px ROI
-ENCODERS = ("default", "efficientnet_lite0", "resnet50")
+ENCODERS = ("default", "default-unrefined", "efficientnet_lite0", "resnet50")
+#: "default-unrefined": the bundled model with the scribble refinement off
+#: (``Session(refine=False)``), to measure what the refinement costs per interaction
 
 
 def cpu_name() -> str:
@@ -54,7 +56,7 @@ def make_model(encoder: str, device: str, half: bool = False, seed: int = 0):
     from napari_ipnet.model.networks import ModelConfig, build_model
 
     torch.manual_seed(seed)
-    if encoder == "default":
+    if encoder in ("default", "default-unrefined"):
         from napari_ipnet.weights import load_model
 
         model = load_model("default", device=device, half=half)
@@ -88,13 +90,13 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def measure_once(model, size: tuple[int, int], device: str, n_frames: int, seed: int) -> tuple:
+def measure_once(model, size: tuple[int, int], device: str, n_frames: int, seed: int, refine: bool = True) -> tuple:
     """One repeat: (interaction wall, interaction CPU, [propagation wall], [propagation CPU]) in ms."""
     from napari_ipnet.session import Session
 
     h, w = size
     frames, pos = make_frames(n_frames, h, w, seed=seed)
-    session = Session(frames, model)
+    session = Session(frames, model, refine=refine)
     _sync(device)
     c0, t0 = time.process_time(), time.perf_counter()
     session.interact(0, pos, None, object_id=1)
@@ -120,7 +122,8 @@ def run(devices: list[tuple[str, bool]], repeats: int, n_frames: int, sizes=SIZE
         samples = {(enc, sz): ([], [], [], []) for enc in encoders for sz in sizes}
         for rep in range(repeats + 1):
             for (enc, sz), acc in samples.items():
-                i, ic, p, pc = measure_once(models[enc], sizes[sz], device, n_frames, seed=rep)
+                i, ic, p, pc = measure_once(models[enc], sizes[sz], device, n_frames, seed=rep,
+                                            refine=enc != "default-unrefined")
                 if rep > 0:
                     acc[0].append(i)
                     acc[1].append(ic)
@@ -156,6 +159,13 @@ def table(rows: list[dict]) -> str:
     lines.append("")
     lines.append("ratios (same run):")
     by = {(r["device"], r["encoder"], r["size"]): r for r in rows}
+    for (device, enc, size), r in by.items():
+        if enc == "default" and (device, "default-unrefined", size) in by:
+            base = by[(device, "default-unrefined", size)]
+            lines.append(
+                f"  scribble refinement       {device:<10} {size:<10} interaction x{r['interaction_ms'] / base['interaction_ms']:.2f} "
+                f"(+{r['interaction_ms'] - base['interaction_ms']:.0f} ms)   propagation x{r['propagation_ms'] / base['propagation_ms']:.2f}"
+            )
     for base_name in ("efficientnet_lite0", "default"):
         for (device, enc, size), r in by.items():
             if enc != "resnet50" or (device, base_name, size) not in by:
