@@ -185,3 +185,12 @@ def test_tiff_units_follow_linked_tracks(tmp_path):
     assert unit.meta["linked_by_overlap"]
     raw = load_tiff_units(tmp_path / "i.tif", tmp_path / "l.tif", axis="t", z=1, objects=[5], link=False)[0]
     assert not np.array_equal(raw.gt, unit.gt)
+
+
+def test_a_damaged_tiff_is_named(tmp_path, capsys):
+    bad = tmp_path / "damaged.tif"
+    bad.write_bytes(b"II*\x00" + b"garbage" * 20)
+    with pytest.raises(ValueError, match="damaged.tif"):
+        load_tiff_units(bad, bad)
+    assert cli.main(["evaluate", str(bad), "--labels", str(bad), "--quiet"]) == 2
+    assert "damaged.tif" in capsys.readouterr().err

@@ -129,9 +129,18 @@ def iter_davis(
 
 # ---------------------------------------------------------------------- TIFF stacks
 def _read_tiff(path: str | Path) -> np.ndarray:
+    """A TIFF stack as an array; an unreadable or empty file is a ValueError naming it."""
     import tifffile
 
-    return np.asarray(tifffile.imread(str(path)))
+    try:
+        data = np.asarray(tifffile.imread(str(path)))
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # tifffile raises many kinds for a damaged file
+        raise ValueError(f"cannot read the TIFF file {path}: {err}") from err
+    if data.size == 0 or data.ndim < 2:
+        raise ValueError(f"the TIFF file {path} holds no image (it may be truncated or damaged)")
+    return data
 
 
 def slice_stack(
