@@ -688,6 +688,9 @@ def test_scribble_maps_must_be_masks_and_new_objects_start_positive(stub_model):
     with pytest.raises(ValueError, match="object 2 is new: start it with a positive stroke"):
         s.interact(0, None, scribble(), object_id=2)
     assert s.object_ids == [] and s.pending_frame is None
+    with pytest.raises(ValueError, match="background strokes alone, and no object yet"):
+        s.interact_many(0, {}, scribble())
+    assert s.pending_frame is None
     s.interact(0, scribble().astype(np.float32))  # a float 0/1 mask is fine
     s.interact(0, None, scribble(30, 34, 40, 44), object_id=1)  # negatives correct an existing object
     assert s.object_ids == [1]

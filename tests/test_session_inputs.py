@@ -81,4 +81,4 @@ def test_interact_davis_takes_or_refuses_cleanly(stub_model, strokes, frame):
         assert s.object_ids == [] and s.pending_frame is None
         return
     assert got == frame and s.pending_frame == frame
-    assert all(1 <= k <= Session.MAX_OBJECT_ID for k in s.object_ids)
+    assert s.object_ids and all(1 <= k <= Session.MAX_OBJECT_ID for k in s.object_ids)

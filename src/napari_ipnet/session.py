@@ -503,8 +503,12 @@ class Session:
         background = self._check_map(negative, "negative")
         if not background.any() and not any(m.any() for m in maps.values()):
             raise ValueError("empty scribbles: draw at least one positive or negative stroke")
-        self._open_round(frame)
         ids = sorted(set(maps) | set(self._objects))
+        if not ids:
+            raise ValueError(
+                "background strokes alone, and no object yet: start an object with a positive stroke on it"
+            )
+        self._open_round(frame)
         empty = np.zeros_like(background)
         for k in ids:
             state = self._objects.setdefault(k, _ObjectState())
