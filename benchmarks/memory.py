@@ -87,7 +87,7 @@ def stub_model(floor: float = 0.0):
     class Interaction:
         def __call__(self, rgb, prev, pos, neg):
             p = torch.maximum(colour_segment(rgb), torch.full_like(prev, floor)) * (1 - neg)
-            return SimpleNamespace(logits=to_logits(p), aux=[], feature=torch.zeros(1, 8, 8, 8))
+            return SimpleNamespace(logits=to_logits(p), aux=[], feature=torch.zeros(rgb.shape[0], 8, 8, 8))
 
     class Propagation:
         def __init__(self):
@@ -95,7 +95,7 @@ def stub_model(floor: float = 0.0):
 
         def __call__(self, rgb, prev_round, neighbour, reference):
             p = torch.maximum(colour_segment(rgb), torch.full_like(neighbour, floor))
-            return SimpleNamespace(logits=to_logits(p), aux=[], feature=torch.zeros(1, 8, 8, 8))
+            return SimpleNamespace(logits=to_logits(p), aux=[], feature=torch.zeros(rgb.shape[0], 8, 8, 8))
 
     from napari_ipnet.model.networks import ModelConfig
 

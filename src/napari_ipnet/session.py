@@ -26,7 +26,7 @@ import torch
 from scipy import ndimage
 
 from .frames import FrameSource
-from .model.networks import IPNetModel
+from .model.interface import SegmentationModel
 from .model.roi import Bounds, Box, map_bounds, object_box_from_bounds, union_bounds, warp_in, warp_out
 from .refine import RefineSettings, refine_probability
 from .scribbles import davis_to_maps, scribble_map
@@ -173,7 +173,9 @@ class Session:
     frames:
         (T, H, W) or (T, H, W, C) array-like, any numeric dtype; read frame by frame.
     model:
-        An :class:`~napari_ipnet.model.networks.IPNetModel` (see :func:`load_model`).
+        An :class:`~napari_ipnet.model.networks.IPNetModel` (see :func:`load_model`), or
+        any object with the :class:`~napari_ipnet.model.interface.SegmentationModel`
+        interface.
     objects_may_end:
         Objects may end inside the sequence, as nuclei do within a z-stack: the
         propagation may then empty a frame. False (the default) suits time-lapses and
@@ -198,7 +200,7 @@ class Session:
     default_refine: RefineSettings | None = RefineSettings()
 
     def __init__(
-        self, frames, model: IPNetModel, objects_may_end: bool = False, refine: bool | RefineSettings | None = None
+        self, frames, model: SegmentationModel, objects_may_end: bool = False, refine: bool | RefineSettings | None = None
     ) -> None:
         self.frames = frames if isinstance(frames, FrameSource) else FrameSource(frames)
         self.model = model.eval()
