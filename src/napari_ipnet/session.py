@@ -90,6 +90,7 @@ class _ObjectState:
     reference: torch.Tensor | None = None  # this round's interaction feature
     positive: dict[int, np.ndarray] = field(default_factory=dict)  # this round's strokes
     negative: dict[int, np.ndarray] = field(default_factory=dict)
+    confidence: dict[int, float] = field(default_factory=dict)  # per frame, see frame_confidence
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ class _ObjectSnapshot:
     reference: torch.Tensor | None
     positive: dict[int, np.ndarray]
     negative: dict[int, np.ndarray]
+    confidence: dict[int, float]
 
 
 @dataclass(frozen=True, eq=False)
@@ -141,6 +143,41 @@ def soft_aggregate(probs: np.ndarray) -> np.ndarray:
     logits -= logits.max(axis=0, keepdims=True)
     e = np.exp(logits)
     return e / e.sum(axis=0, keepdims=True)
+
+
+def mask_confidence(
+    soft: SoftMask | None, previous: SoftMask | None = None, neighbour_area: int | None = None,
+    may_end: bool = False,
+) -> float:
+    """How sure the engine is of one object's mask on one frame, in [0, 1].
+
+    The product of three signals the engine has anyway: how crisp the soft mask is
+    (1 - the mean of ``1 - |2p - 1|`` over the pixels with p > 0.1), how little its area
+    changed from the neighbouring frame's (``neighbour_area``: 1 - |a - b| / max(a, b)),
+    and how well it agrees with the previous round's mask of the frame
+    (``previous``: 0.5 + IoU / 2). An object that vanished from one frame to the next
+    scores 0 (0.5 where objects may end). Cheap: one pass over the mask's crop.
+    """
+    if soft is None:
+        if neighbour_area:
+            return 0.5 if may_end else 0.0
+        return 1.0  # absent here and on the neighbour: nothing to doubt
+    p = soft.data.astype(np.float32) * np.float32(1 / 255)
+    fuzzy = p[p > 0.1]
+    crisp = 1.0 - float(np.mean(1.0 - np.abs(2.0 * fuzzy - 1.0))) if fuzzy.size else 0.0
+    score = crisp
+    area = int(np.count_nonzero(p >= 0.5))
+    if neighbour_area is not None:
+        score *= 1.0 - abs(area - neighbour_area) / max(area, neighbour_area, 1)
+    if previous is not None and previous is not soft:
+        h = max(soft.y0 + p.shape[0], previous.y0 + previous.data.shape[0]) - min(soft.y0, previous.y0)
+        w = max(soft.x0 + p.shape[1], previous.x0 + previous.data.shape[1]) - min(soft.x0, previous.x0)
+        y0, x0 = min(soft.y0, previous.y0), min(soft.x0, previous.x0)
+        a = soft.region(y0, x0, y0 + h, x0 + w) >= 0.5
+        b = previous.region(y0, x0, y0 + h, x0 + w) >= 0.5
+        union = np.count_nonzero(a | b)
+        score *= 0.5 + 0.5 * (np.count_nonzero(a & b) / union if union else 1.0)
+    return float(np.clip(score, 0.0, 1.0))
 
 
 def round_bounds(annotated, frame: int) -> tuple[int | None, int | None]:
@@ -283,6 +320,26 @@ class Session:
             win = p > best[sl]
             out[sl][win] = k
             np.maximum(best[sl], p, out=best[sl])
+        return out
+
+    def frame_confidence(self, object_id: int | None = None) -> np.ndarray:
+        """How sure the engine is of each frame's mask: a (T,) float32 array in [0, 1].
+
+        Per object (``object_id``), or the minimum over the objects. Frames the user
+        annotated (closed rounds) are 1; frames never segmented are 0 (nothing is
+        known there); the others carry the score of their latest computation (see
+        :func:`mask_confidence`), updated as frames are propagated. Low values point at
+        the frames to check first.
+        """
+        ids = [object_id] if object_id is not None else self.object_ids
+        out = np.ones(self.n_frames, np.float32)
+        for k in ids:
+            state = self._state(k)
+            conf = np.zeros(self.n_frames, np.float32)
+            for t, c in state.confidence.items():
+                conf[t] = c
+            conf[sorted(state.annotated)] = 1.0
+            np.minimum(out, conf, out=out)
         return out
 
     def _label_dtype(self):
@@ -462,6 +519,7 @@ class Session:
                 state.masks.pop(frame, None)
             else:
                 state.masks[frame] = soft
+            state.confidence[frame] = mask_confidence(soft)
             state.reference = feature.detach()
             if k not in self._round_objects:
                 self._round_objects.append(k)
@@ -641,6 +699,9 @@ class Session:
         out = {}
         for k, ((cy, cx), crop, _) in zip(ids, self._run(net, f, jobs, extra)):
             out[k] = self._blend(k, f, cy, cx, crop, weights[k])
+            self._objects[k].confidence[f] = mask_confidence(
+                out[k], self._objects[k].masks.get(f), int(np.count_nonzero(neighbour == k)), self.objects_may_end
+            )
         return out
 
     def _blend(self, k: int, f: int, cy: int, cx: int, crop: np.ndarray, w: float):
@@ -731,6 +792,7 @@ class Session:
                 reference=s.reference,
                 positive=dict(s.positive),
                 negative=dict(s.negative),
+                confidence=dict(s.confidence),
             )
             for k, s in self._objects.items()
         }
@@ -776,6 +838,7 @@ class Session:
                 reference=o.reference,
                 positive=dict(o.positive),
                 negative=dict(o.negative),
+                confidence=dict(o.confidence),
             )
             for k, o in snapshot._objects.items()
         }

@@ -42,6 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="time budget per object in seconds for the AUC (default: rounds x longest round)")
     g.add_argument("--no-f", action="store_true", help="skip the boundary measure F (faster)")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
+    g.add_argument("--choose-frame", choices=("worst", "confidence"), default="worst",
+                   help="frame the robot corrects after round 1: the worst by the ground truth (DAVIS), or "
+                        "the one the session is least confident of (as a user with the confidence strip)")
     g.add_argument("--oracle", type=int, default=None, metavar="MARGIN",
                    help="instead of the rounds: give the ground truth of the first frame as scribbles "
                         "(objects eroded by MARGIN px, background beyond MARGIN px) and report J of that "
@@ -174,6 +177,7 @@ def run(args) -> int:
         summary = run_protocol(
             units, factory, rounds=args.rounds, max_time=args.max_time,
             progress=not args.quiet, boundary=not args.no_f, settings=settings,
+            choose_frame=args.choose_frame,
         )
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

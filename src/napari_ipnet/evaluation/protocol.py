@@ -145,6 +145,20 @@ def _frame_J(gt: np.ndarray, pred: np.ndarray, objects: Sequence[int]) -> float:
     return float(np.mean([jaccard(gt == k, pred == k)[0] for k in objects]))
 
 
+def _confidence_spearman(session, frame_J) -> float | None:
+    """Spearman correlation between the session's per-frame confidence and J (None
+    when the session has no confidence or either is constant)."""
+    if frame_J is None or not hasattr(session, "frame_confidence"):
+        return None
+    from scipy.stats import spearmanr
+
+    conf = np.asarray(session.frame_confidence(), np.float64)
+    J = np.asarray(frame_J, np.float64)
+    if conf.shape != J.shape or np.ptp(conf) == 0 or np.ptp(J) == 0:
+        return None
+    return float(spearmanr(conf, J)[0])
+
+
 def _session_frame(session, frame: int) -> np.ndarray:
     """The session's label map of one frame (``label_frame`` when it has one)."""
     if hasattr(session, "label_frame"):
@@ -187,10 +201,20 @@ def evaluate_sequence(
     threshold: float = TIME_THRESHOLD,
     progress: bool = True,
     boundary: bool = True,
+    choose_frame: str = "worst",
 ) -> dict:
-    """Run the protocol on one unit and return its result (JSON-ready dict)."""
+    """Run the protocol on one unit and return its result (JSON-ready dict).
+
+    ``choose_frame``: the frame the robot corrects after round 1: "worst" (the lowest
+    J, from the ground truth: the DAVIS protocol) or "confidence" (the frame the
+    session is least sure of, ``session.frame_confidence()``, as a user guided by
+    the confidence strip would). Either way, when the session reports confidence, each
+    round records the Spearman correlation between it and the frames' J.
+    """
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
+    if choose_frame not in ("worst", "confidence"):
+        raise ValueError(f"choose_frame must be 'worst' or 'confidence', got {choose_frame!r}")
     robot = robot or ScribbleRobot()
     gt = seq.gt
     T = seq.n_frames
@@ -217,7 +241,8 @@ def evaluate_sequence(
                 if r == 1:
                     frame = _initial_frame(gt, objects)
                 else:
-                    order = np.argsort(frame_J, kind="stable")
+                    key = frame_J if choose_frame == "worst" else np.asarray(session.frame_confidence())
+                    order = np.argsort(key, kind="stable")
                     candidates = [int(f) for f in order if int(f) not in visited]
                     frame = candidates[0] if candidates else int(order[0])
                 scribble = robot.interact(
@@ -269,6 +294,7 @@ def evaluate_sequence(
                 # J of the frame scribbled on, before and right after the interaction
                 "frame_J_before": frame_before,
                 "frame_J_after": frame_after,
+                "confidence_spearman": _confidence_spearman(session, frame_J),
             }
             records.append(rec)
             if bar is not None:
@@ -311,10 +337,14 @@ def _correction_scores(unit_records: Sequence[Sequence[dict]]) -> dict:
         before.append(float(np.mean(b)) if b else None)
         after.append(float(np.mean(a)) if a else None)
     later = [v for v in after[1:] if v is not None]
+    rho = [r.get("confidence_spearman") for rec in unit_records for r in rec]
+    rho = [v for v in rho if v is not None]
     return {
         "frame_J_before": before,
         "frame_J_after": after,
         "corrected_frame_J": float(np.mean(later)) if later else float("nan"),
+        # Spearman correlation of per-frame confidence and J, mean over rounds and units
+        "confidence_spearman": float(np.mean(rho)) if rho else None,
     }
 
 
@@ -383,6 +413,7 @@ def run_protocol(
     progress: bool = True,
     boundary: bool = True,
     settings: dict | None = None,
+    choose_frame: str = "worst",
 ) -> dict:
     """Evaluate every unit and return ``{"protocol", "sequences", "overall"}``.
 
@@ -395,7 +426,7 @@ def run_protocol(
         if seq.name in results:
             raise ValueError(f"two units are named {seq.name!r}")
         results[seq.name] = evaluate_sequence(
-            seq, session_factory, rounds, robot, max_time, threshold, progress, boundary
+            seq, session_factory, rounds, robot, max_time, threshold, progress, boundary, choose_frame
         )
     if not results:
         raise ValueError("nothing to evaluate: no sequence")
@@ -412,6 +443,7 @@ def run_protocol(
             "seed": robot.seed,
         },
         "timing": "interact_davis + propagate wall time per round (robot and metrics excluded)",
+        "choose_frame": choose_frame,
     }
     protocol.update(settings or {})
     return {
@@ -568,4 +600,6 @@ def format_table(summary: dict) -> str:
             "corrected frame J, before -> after the interaction: "
             + " ".join(f"{fmt(b)}->{fmt(a)}" for b, a in zip(o["frame_J_before"], o["frame_J_after"]))
         )
+    if o.get("confidence_spearman") is not None:
+        lines.append(f"Spearman correlation of frame confidence and J: {o['confidence_spearman']:.3f}")
     return "\n".join(lines)
