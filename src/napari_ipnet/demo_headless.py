@@ -44,6 +44,7 @@ def run_headless(args) -> int:
     import imageio.v3 as iio
 
     from ._writer import write_labels_davis, write_labels_tiff
+    from .axes import objects_may_end_default
     from .demo import load_weights, sample_data
     from .evaluation.metrics import jaccard
     from .evaluation.robot import ScribbleRobot
@@ -54,8 +55,9 @@ def run_headless(args) -> int:
     frames, gt, meta = sample_data(args.sample)
     model, label = load_weights(args.weights, args.device)
     print(f"napari-ipnet demo (headless): {args.sample} {frames.shape}, {label}, device {model.device}")
-    along_z = meta.get("axis_labels", ("",))[0] == "z"  # a z-stack: its nuclei end between planes
-    session = Session(frames, model, objects_may_end=along_z)
+    # a z-stack: its nuclei end between planes (the widget's rule, from the axis name)
+    may_end = objects_may_end_default((meta.get("axis_labels") or (None,))[0])
+    session = Session(frames, model, objects_may_end=may_end)
     robot = ScribbleRobot()
     ids = [int(k) for k in np.unique(gt) if k != 0]
     area = np.stack([(gt == k).reshape(len(gt), -1).sum(1) for k in ids]).min(0)

@@ -116,10 +116,16 @@ def _model_factory(args):
 
 
 def objects_may_end(args) -> bool:
-    """``--objects-may-end``, with auto resolved: on along z of a TIFF stack."""
+    """``--objects-may-end``, with auto resolved by the axis name (on along z of a TIFF stack).
+
+    The rule is :func:`napari_ipnet.axes.objects_may_end_default`, the widget's and
+    the headless demo's; a DAVIS folder (videos) has no axis name: off.
+    """
     if args.objects_may_end != "auto":
         return args.objects_may_end == "on"
-    return args.axis == "z" and not Path(args.source).is_dir()
+    from ..axes import objects_may_end_default
+
+    return objects_may_end_default(None if Path(args.source).is_dir() else args.axis)
 
 
 def _units(args):
