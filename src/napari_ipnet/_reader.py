@@ -9,6 +9,10 @@
   palette (indexed) PNGs, like DAVIS ``Annotations``, opens as a Labels layer. 8-bit
   colour and grayscale images may be mixed (all are read as RGB); other frames must
   share one shape and dtype. Errors name the file.
+- A TIFF stack opens with the axis names its metadata gives (ImageJ hyperstack, OME:
+  tifffile's ``series[0].axes``) as the layer's ``axis_labels``, so a (T, Z, Y, X)
+  stack shows t and z rather than two unnamed axes; a channel axis becomes one layer
+  per channel. Uncompressed files are memory-mapped.
 
 No torch here: this module is imported when napari asks which plugin opens a path.
 """
@@ -42,6 +46,8 @@ def napari_get_reader(path):
         return read_frame_folder if frame_files(p) else None
     if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file():
         return read_video
+    if p.suffix.lower() in _TIFF and p.is_file():
+        return read_tiff
     return None
 
 
@@ -380,3 +386,61 @@ def read_frame_folder(path):
         return [(data, {"name": f"{name} labels", "metadata": {"source": str(p)}}, "labels")]
     rgb = data.ndim == 4 and data.shape[-1] in (3, 4)
     return [(data, {"name": name, "rgb": rgb, "metadata": {"source": str(p)}}, "image")]
+
+
+# ---------------------------------------------------------------------- TIFF stacks
+def _tiff_data(path: Path) -> np.ndarray:
+    """The first series of a TIFF: memory-mapped when uncompressed, else read."""
+    import tifffile
+
+    try:
+        return tifffile.memmap(path, mode="r")
+    except Exception:  # noqa: BLE001 - compressed or not contiguous: read it
+        with tifffile.TiffFile(path) as tf:
+            return tf.series[0].asarray()
+
+
+def tiff_layers(path) -> list[tuple]:
+    """Layer data tuples of a TIFF stack, with the axis names of its metadata.
+
+    tifffile reads the axes of ImageJ hyperstacks and OME-TIFFs (``"TZYX"``): they
+    become the layer's ``axis_labels`` (``("t", "z", "y", "x")``), unknown axes keep
+    napari's default. Samples last (RGB) make an RGB layer; a channel axis (``C``,
+    or samples before Y, X) one layer per channel. The letters are kept in the layer
+    metadata (``tiff_axes``).
+    """
+    from .axes import tiff_axes, tiff_axis_labels
+
+    p = Path(os.fspath(path))
+    try:
+        data = _tiff_data(p)
+    except Exception as err:  # noqa: BLE001 - not a TIFF, damaged
+        raise OSError(f"cannot read {p}: {type(err).__name__}: {err}") from err
+    axes = tiff_axes(p) or ""
+    name = p.name.split(".")[0] or p.stem
+    meta = {"source": str(p)}
+    if len(axes) != data.ndim:
+        return [(data, {"name": name, "metadata": meta}, "image")]
+    meta["tiff_axes"] = axes
+    rgb = axes.endswith("S") and data.shape[-1] in (3, 4) and data.ndim >= 3
+    spatial = axes[:-1] if rgb else axes
+    channel = next((i for i, a in enumerate(spatial) if a in "CS"), None)
+    labels = list(tiff_axis_labels(spatial))
+    if channel is not None:
+        del labels[channel]
+    default = [str(i) for i in range(-len(labels), 0)]  # napari's unnamed axes
+    axis_labels = tuple(lab if lab and lab not in labels[:i] else default[i] for i, lab in enumerate(labels))
+    kwargs = {"rgb": bool(rgb), "axis_labels": axis_labels, "metadata": meta}
+    if channel is None:
+        return [(data, {"name": name, **kwargs}, "image")]
+    n = data.shape[channel]
+    return [
+        (data[(slice(None),) * channel + (c,)], {"name": f"{name} [c{c}]", **kwargs, "metadata": dict(meta, channel=c)},
+         "image")
+        for c in range(n)
+    ]
+
+
+def read_tiff(path):
+    """npe2 reader of a TIFF stack: see :func:`tiff_layers`."""
+    return tiff_layers(path[0] if isinstance(path, (list, tuple)) else path)
