@@ -274,25 +274,23 @@ def _two_blocks(n=6, h=60, w=80):
     return frames, gt
 
 
-def _session_with_stubs(frames):
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).parents[1]))
-    from conftest import StubModel  # the stub networks of tests/conftest.py
-
+def _stub_factory(stub_model):
+    """Sessions on stub networks (tests/conftest.py): the interaction returns the
+    positive strokes themselves, the propagation copies the neighbour."""
     from napari_ipnet.session import Session
 
-    # interaction: the positive strokes themselves; propagation: copy the neighbour
-    model = StubModel(interaction=lambda rgb, prev, pos, neg: 0.05 + 0.9 * pos,
-                      propagation=lambda rgb, prev, nb: 0.05 + 0.9 * nb)
-    return Session(frames, model, refine=False)  # the stubs' exact outputs
+    def factory(frames):
+        model = stub_model(interaction=lambda rgb, prev, pos, neg: 0.05 + 0.9 * pos,
+                           propagation=lambda rgb, prev, nb: 0.05 + 0.9 * nb)
+        return Session(frames, model, refine=False)  # the stubs' exact outputs
+
+    return factory
 
 
-def test_corrected_frame_before_and_after_the_interaction():
+def test_corrected_frame_before_and_after_the_interaction(stub_model):
     frames, gt = _two_blocks()
     seq = EvalSequence("blocks", frames, gt)
-    res = evaluate_sequence(seq, _session_with_stubs, rounds=3, progress=False, boundary=False)
+    res = evaluate_sequence(seq, _stub_factory(stub_model), rounds=3, progress=False, boundary=False)
     r1, r2 = res["rounds"][:2]
     assert r1["frame_J_before"] == 0.0  # nothing segmented before round 1
     # the stub's interaction returns the robot's positive strokes: thin skeleton lines
@@ -312,7 +310,7 @@ def _j(a, b):
     return np.logical_and(a, b).sum() / max(np.logical_or(a, b).sum(), 1)
 
 
-def test_oracle_measures_the_interaction_and_propagation_ceilings():
+def test_oracle_measures_the_interaction_and_propagation_ceilings(stub_model):
     from napari_ipnet.evaluation.protocol import evaluate_oracle, oracle_scribbles, run_oracle
 
     frames, gt = _two_blocks()
@@ -323,7 +321,7 @@ def test_oracle_measures_the_interaction_and_propagation_ceilings():
     assert not neg[45, 70] and not neg[45, 71] and neg[45, 72]
     assert not neg[33, 60] and neg[32, 60]
     seq = EvalSequence("blocks", frames, gt)
-    res = evaluate_oracle(seq, _session_with_stubs, margin=0)
+    res = evaluate_oracle(seq, _stub_factory(stub_model), margin=0)
     # the largest total foreground is on every frame alike: the first frame
     assert res["frame"] == 0
     assert res["J_scribble"] == 1.0 and res["J_frame"] == pytest.approx(1.0)
@@ -332,6 +330,6 @@ def test_oracle_measures_the_interaction_and_propagation_ceilings():
     assert res["J_propagated_objects"]["1"] == pytest.approx(expected_1)
     assert res["J_propagated_objects"]["2"] == pytest.approx(1.0)
     assert res["J_propagated"] == pytest.approx((expected_1 + 1.0) / 2)
-    summary = run_oracle([seq], _session_with_stubs, margin=0, progress=False)
+    summary = run_oracle([seq], _stub_factory(stub_model), margin=0, progress=False)
     assert summary["overall"]["J_propagated"] == pytest.approx(res["J_propagated"])
     assert summary["overall"]["scribble_beats_frame"] == []
