@@ -17,6 +17,7 @@ round wrote into a single history item.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -25,11 +26,16 @@ from ._sequence import SequenceSpec
 Change = tuple[tuple[np.ndarray, ...], np.ndarray, np.ndarray]  # (indices, old, new)
 
 
-def frame_change(data, spec: SequenceSpec, frame: int, new_labels: np.ndarray, managed: Iterable[int]) -> Change | None:
-    """What writing ``new_labels`` on ``frame`` changes, respecting unmanaged labels.
+def frame_write(
+    data, spec: SequenceSpec, frame: int, new_labels: np.ndarray, managed: Iterable[int]
+) -> tuple[Change | None, dict[int, int], set[int]]:
+    """What writing ``new_labels`` on ``frame`` changes, and what it cannot write.
 
-    Returns ``(indices, old_values, new_values)`` in ``data`` coordinates, or None
-    when nothing changes.
+    Only background and the ``managed`` objects' pixels may change. Returns the change
+    (``(indices, old_values, new_values)`` in ``data`` coordinates, or None when
+    nothing changes), the pixels of each object of ``new_labels`` that were refused
+    because the layer holds another label there (``{object: pixels}``), and those
+    other labels.
     """
     lead = spec.index(frame)
     region = np.asarray(data[lead])
@@ -41,12 +47,63 @@ def frame_change(data, spec: SequenceSpec, frame: int, new_labels: np.ndarray, m
     if managed.size:
         writable |= np.isin(region, managed)
     target = np.where(writable, new_labels.astype(region.dtype, copy=False), region)
+    refused_px = ~writable & (new_labels != 0) & (new_labels != region)
+    refused: dict[int, int] = {}
+    owners: set[int] = set()
+    if refused_px.any():
+        ids, counts = np.unique(new_labels[refused_px], return_counts=True)
+        refused = {int(k): int(c) for k, c in zip(ids, counts)}
+        owners = {int(v) for v in np.unique(region[refused_px])}
     changed = target != region
     if not changed.any():
-        return None
+        return None, refused, owners
     rr, cc = np.nonzero(changed)
     indices = tuple(np.full(rr.size, i, dtype=np.intp) for i in lead) + (rr, cc)
-    return indices, region[changed], target[changed]
+    return (indices, region[changed], target[changed]), refused, owners
+
+
+def frame_change(data, spec: SequenceSpec, frame: int, new_labels: np.ndarray, managed: Iterable[int]) -> Change | None:
+    """What writing ``new_labels`` on ``frame`` changes, respecting unmanaged labels.
+
+    Returns ``(indices, old_values, new_values)`` in ``data`` coordinates, or None
+    when nothing changes (see :func:`frame_write`).
+    """
+    return frame_write(data, spec, frame, new_labels, managed)[0]
+
+
+@dataclass
+class Refusals:
+    """Pixels of a session's objects an output layer kept (it holds other labels there)."""
+
+    pixels: dict[int, int] = field(default_factory=dict)  # object -> pixels not written
+    frames: set[int] = field(default_factory=set)
+    owners: set[int] = field(default_factory=set)  # the labels that kept them
+
+    def add(self, frame: int, refused: dict[int, int], owners: set[int]) -> None:
+        if not refused:
+            return
+        for k, n in refused.items():
+            self.pixels[k] = self.pixels.get(k, 0) + int(n)
+        self.frames.add(int(frame))
+        self.owners |= set(owners)
+
+    def __bool__(self) -> bool:
+        return bool(self.pixels)
+
+    def text(self, layer_name: str, describe=None) -> str:
+        """``"3,968 pixels of object 2 on frame 3 were not written to 'masks': ..."``."""
+        describe = describe or (lambda ids: ", ".join(f"object {k}" for k in ids))
+        ids = sorted(self.pixels)
+        total = sum(self.pixels.values())
+        per = "" if len(ids) == 1 else " (" + ", ".join(f"{k}: {self.pixels[k]:,}" for k in ids) + ")"
+        owners = sorted(self.owners)
+        held = "label " + str(owners[0]) if len(owners) == 1 else "labels " + ", ".join(map(str, owners))
+        return (
+            f"{total:,} pixels of {describe(ids)}{per} on {frames_text(self.frames)} were not written to "
+            f"{layer_name!r}: they hold {held} from another object, session or axis, which IPNet "
+            "never overwrites. Choose another output layer (Output: 'new layer') to see and save "
+            "the whole result."
+        )
 
 
 def erase_change(data, spec: SequenceSpec, frame: int, label: int) -> Change | None:

@@ -42,18 +42,28 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ..axes import (
+    axis_entry,
+    axis_kind,
+    guess_axis_kinds,
+    is_named,
+    objects_may_end_default,
+    tiff_axes,
+    tiff_axis_labels,
+)
 from ._colors import label_colormap, object_color
 from ._device import move_model
 from ._history import item_ends, last_undo_item, redo_items, undo_items
 from ._object_list import ObjectList
 from ._results import (
+    Refusals,
     RoundRecorder,
     apply_with_history,
     empty_objects,
     erase_change,
-    frame_change,
     frame_ranges,
     frames_text,
+    frame_write,
 )
 from ._sequence import (
     FrameView,
@@ -84,6 +94,7 @@ _STROKE_STAYS = (
 STROKE_FEATURE = "stroke"  # feature of the Shapes / Points scribble layers: a stroke's id
 ROLE_KEY = "napari_ipnet_role"  # layer.metadata key marking the layers the widget made
 SOURCE_KEY = "napari_ipnet_source"
+AXIS_KEY = "napari_ipnet_axis"  # output layers: the propagation axis whose results they hold
 
 #: (napari key, Qt key sequence, action, description). None of these clashes with
 #: napari's default viewer or layer shortcuts (napari 0.9: plain digits switch layer
@@ -135,12 +146,11 @@ def shortcut_help() -> str:
 
 
 THREADS_ENV = "NAPARI_IPNET_THREADS"
-#: axis names for which "objects may end" is on by default (a z-stack)
-Z_AXIS_NAMES = {"z", "depth", "plane", "planes", "slice", "slices"}
 ENDING_TOOLTIP = (
     "Objects may end inside the sequence, as nuclei do within a z-stack: propagation may "
     "then leave a frame empty. Off for time-lapses and videos, where a dim or blurred "
-    "object is still there. On by default along an axis named z. The bundled model has a "
+    "object is still there. On by default along an axis named (or guessed) z, depth, "
+    "plane, slice or focal...; off along time and unknown axes. The bundled model has a "
     "propagation network for each case; takes effect at the next propagation."
 )
 
@@ -223,8 +233,18 @@ class _Record:
     session: Any
     frames: FrameView
     round: _Round | None = None  # the open round's strokes, to take deleted ones back
+    outputs: list = field(default_factory=list)  # weakrefs to the Labels layers written
     # object -> frames where the last interaction or propagation left it without a mask
     empty: dict[int, set[int]] = field(default_factory=dict)
+
+    def note_output(self, layer) -> None:
+        """Remember that the session's results went to ``layer`` (last one last)."""
+        self.outputs = [r for r in self.outputs if r() is not None and r() is not layer]
+        self.outputs.append(weakref.ref(layer))
+
+    def output_layers(self) -> list:
+        """The Labels layers this session wrote to (still alive), last one last."""
+        return [r() for r in self.outputs if r() is not None]
 
     def note_empty(self, frame: int, ids, empty) -> None:
         """Record which of ``ids`` are empty on ``frame`` (and which are no longer)."""
@@ -249,6 +269,7 @@ class _Job:
     before: Any = None  # SessionSnapshot taken when the job starts (for undo)
     tracked: list = field(default_factory=list)  # propagate: objects on the round's frame
     vanished: dict = field(default_factory=dict)  # propagate: object -> frames left empty
+    refused: Refusals = field(default_factory=Refusals)  # pixels the output layer kept
     t_submit: float = field(default_factory=time.perf_counter)
 
 
@@ -442,6 +463,9 @@ class IPNetWidget(QWidget):
         self.last_propagation_seconds: float | None = None
         self.last_round_frames: list[int] = []
         self._output: Labels | None = None
+        self._explicit_output = False  # the user chose the output (kept across axis changes)
+        self._ending_default: bool | None = None  # "objects may end" default of the axis
+        self._tiff_names: dict[str, list] = {}  # source TIFF path -> axis names
         self._updating = False
         self._last_image = None
         # engine snapshots aligned with the output layers' undo history (see _sync_engine)
@@ -478,8 +502,11 @@ class IPNetWidget(QWidget):
         self.channel_combo.setToolTip("RGB(A) images: use the colour image, or one channel")
         self.output_combo = QComboBox()
         self.output_combo.setToolTip(
-            "Labels layer receiving the results. Labels already in it are kept: only "
-            "background and the objects IPNet manages are written."
+            "Labels layer receiving the results: by default one per image and propagation "
+            "axis ('<image> IPNet masks (t)', '(z)'), so results along t and along z never "
+            "collide; 'new layer' starts another one (to redo an axis). Labels already in it "
+            "are kept: only background and the objects IPNet manages are written, and pixels "
+            "that cannot be written are reported."
         )
         self.ending_check = QCheckBox("Objects may end along this axis")
         self.ending_check.setToolTip(ENDING_TOOLTIP)
@@ -664,6 +691,7 @@ class IPNetWidget(QWidget):
         self._connect(ev.removed, self._on_layer_removed)
         self._connect(ev.moved, self._on_layer_renamed)
         self._connect(self.viewer.dims.events.current_step, self._update_sequence_label)
+        self._connect(self.viewer.dims.events.axis_labels, self._on_axis_labels_changed)
         for layer in self.viewer.layers:
             self._watch_layer(layer)
         self.destroyed.connect(
@@ -692,6 +720,8 @@ class IPNetWidget(QWidget):
     # ================================================================== layers
     def _watch_layer(self, layer) -> None:
         self._connect(layer.events.name, self._on_layer_renamed)
+        if isinstance(layer, Image) and hasattr(layer.events, "axis_labels"):
+            self._connect(layer.events.axis_labels, self._on_axis_labels_changed)
         role = layer.metadata.get(ROLE_KEY) if isinstance(layer.metadata, dict) else None
         if role in ("scribbles", "clicks", "brush") and id(layer) not in self._links:
             source = layer.metadata.get(SOURCE_KEY)
@@ -786,15 +816,15 @@ class IPNetWidget(QWidget):
             self._update_sequence_label()
             return
         self._updating = True
+        self._explicit_output = False  # another image: its own output layers
         try:
             prev_axis = self.axis_combo.currentData()
             self.axis_combo.clear()
             self.channel_combo.clear()
             if layer is not None:
-                shape = spatial_shape(layer)
-                labels = self._axis_labels(layer)
-                for ax in range(max(0, len(shape) - 2)):
-                    self.axis_combo.addItem(f"{labels[ax]} ({shape[ax]} frames)", ax)
+                for ax, text, tip in self._axis_entries(layer):
+                    self.axis_combo.addItem(text, ax)
+                    self.axis_combo.setItemData(ax, tip, Qt.ItemDataRole.ToolTipRole)
                 if prev_axis is not None and prev_axis < self.axis_combo.count():
                     self.axis_combo.setCurrentIndex(prev_axis)
                 if getattr(layer, "rgb", False):
@@ -814,16 +844,89 @@ class IPNetWidget(QWidget):
                 show_warning(f"IPNet: {err}")
         self._last_image = layer
 
-    def _axis_labels(self, layer) -> list[str]:
-        """Names of the layer's axes: the viewer's labels, or "axis i" for napari's numeric defaults."""
-        labels = [str(x) for x in list(self.viewer.dims.axis_labels)[-layer.ndim :]]
-        if len(labels) != layer.ndim:
-            labels = [""] * layer.ndim
-        out = []
-        for i, lab in enumerate(labels):
-            numeric = lab.lstrip("-").isdigit() or not lab
-            out.append(f"axis {i}" if numeric else lab)
+    def _axis_names(self, layer) -> list[str | None]:
+        """Names of the layer's axes, None where nothing names them.
+
+        In order: the viewer's axis labels (what the user sees and may rename), the
+        layer's own ``axis_labels`` (set by our TIFF reader from ImageJ / OME metadata),
+        the axes stored in the TIFF the layer was opened from; napari's numeric
+        defaults ("-3") name nothing.
+        """
+        n = len(spatial_shape(layer))
+        viewer = [str(x) for x in list(self.viewer.dims.axis_labels)[-n:]]
+        own = [str(x) for x in getattr(layer, "axis_labels", ())]
+        sources = [viewer, own, self._source_axis_names(layer, n)]
+        out: list[str | None] = []
+        for i in range(n):
+            out.append(next((c[i] for c in sources if len(c) == n and is_named(c[i])), None))
         return out
+
+    def _source_axis_names(self, layer, n: int) -> list:
+        """Axis names stored in the TIFF file the layer was read from ([] if none)."""
+        path = getattr(getattr(layer, "source", None), "path", None)
+        if not path or not str(path).lower().endswith((".tif", ".tiff")):
+            return []
+        key = str(path)
+        if key not in self._tiff_names:
+            axes = tiff_axes(key) or ""
+            if getattr(layer, "rgb", False) and axes.endswith("S"):
+                axes = axes[:-1]
+            self._tiff_names[key] = [a if a else "" for a in tiff_axis_labels(axes)]
+        names = self._tiff_names[key]
+        return names if len(names) == n else []
+
+    def _axis_labels(self, layer) -> list[str]:
+        """Names of the layer's axes, "axis i" where nothing names them."""
+        return [nm if nm is not None else f"axis {i}" for i, nm in enumerate(self._axis_names(layer))]
+
+    def _axis_kinds(self, layer) -> list[tuple[str | None, bool]]:
+        """(kind, guessed) of each leading axis: ``("z", False)`` for an axis named z,
+        ``("t", True)`` for an unnamed axis guessed to be time, ``(None, False)``."""
+        names = self._axis_names(layer)
+        shape = spatial_shape(layer)
+        lead = max(0, len(shape) - 2)
+        guesses = guess_axis_kinds(shape[:lead], names[:lead])
+        return [
+            (axis_kind(names[ax]), False) if names[ax] is not None else (guesses[ax], guesses[ax] is not None)
+            for ax in range(lead)
+        ]
+
+    def _axis_entries(self, layer) -> list[tuple[int, str, str]]:
+        """(axis, list text, tooltip) of each leading axis of ``layer``."""
+        names = self._axis_names(layer)
+        shape = spatial_shape(layer)
+        out = []
+        for ax, (kind, guessed) in enumerate(self._axis_kinds(layer)):
+            text = axis_entry(ax, names[ax], shape[ax], kind if guessed else None)
+            if guessed:
+                tip = (
+                    f"Axis {ax} has no name: guessed {'z' if kind == 'z' else 'time'} from its length "
+                    "and place. "
+                    "Name the viewer's axes (double-click a slider's label) or open a TIFF with "
+                    "ImageJ / OME axes to be sure."
+                )
+            elif names[ax] is None:
+                tip = f"Axis {ax} has no name: name the viewer's axes (double-click a slider's label)."
+            else:
+                tip = f"Axis {ax}, named {names[ax]!r}."
+            out.append((ax, text, tip))
+        return out
+
+    def _on_axis_labels_changed(self, *_args) -> None:
+        """The viewer's (or a layer's) axis labels changed: rename the axis list, keep the choice."""
+        layer = self.image_layer
+        if layer is None or self._updating:
+            return
+        entries = self._axis_entries(layer)
+        if len(entries) != self.axis_combo.count():
+            self._last_image = None  # the layer changed shape: rebuild the list
+            self._on_image_changed()
+            return
+        for i, (ax, text, tip) in enumerate(entries):
+            self.axis_combo.setItemText(i, text)
+            self.axis_combo.setItemData(i, tip, Qt.ItemDataRole.ToolTipRole)
+        self._apply_ending_default(keep_override=True)
+        self._update_sequence_label()
 
     @property
     def axis(self) -> int:
@@ -857,12 +960,38 @@ class IPNetWidget(QWidget):
         return self.ending_check.isChecked()
 
     def _on_axis_changed(self, *_args) -> None:
-        """Default of "objects may end": on along an axis named z (a z-stack), else off."""
+        """Another axis: its "objects may end" default, and its own output layer."""
+        self._explicit_output = False
+        self._apply_ending_default()
+        self._refresh_outputs()
+
+    def axis_may_end_default(self, layer=None, axis: int | None = None) -> bool:
+        """Default of "objects may end" along ``axis`` (:func:`napari_ipnet.axes.objects_may_end_default`
+        of its name, or of the guess for an unnamed axis)."""
+        layer = layer if layer is not None else self.image_layer
+        axis = self.axis if axis is None else int(axis)
+        if layer is None:
+            return False
+        names = self._axis_names(layer)
+        kinds = self._axis_kinds(layer)
+        if axis >= len(kinds):
+            return False
+        name = names[axis] if names[axis] is not None else kinds[axis][0]
+        return objects_may_end_default(name)
+
+    def _apply_ending_default(self, keep_override: bool = False) -> None:
+        """Set "objects may end" to the axis' default; with ``keep_override`` only where
+        the user left the previous default as it was."""
         layer = self.image_layer
         if layer is None or self.axis_combo.currentData() is None:
             return
-        label = self._axis_labels(layer)[self.axis].strip().lower()
-        self.ending_check.setChecked(label in Z_AXIS_NAMES)
+        default = self.axis_may_end_default(layer)
+        previous = self._ending_default
+        if keep_override and previous is not None and self.ending_check.isChecked() != previous:
+            self._ending_default = default
+            return  # the user chose: keep it
+        self._ending_default = default
+        self.ending_check.setChecked(default)
 
     def _on_ending_toggled(self, checked: bool) -> None:
         # takes effect at the next propagation of the sessions along this axis
@@ -894,6 +1023,35 @@ class IPNetWidget(QWidget):
             if isinstance(x, Labels) and tuple(x.data.shape) == shape and x.metadata.get(ROLE_KEY) != "brush"
         ]
 
+    @staticmethod
+    def _output_axis(layer) -> int | None:
+        """The axis an IPNet output layer holds results of (None: any, or not an IPNet output)."""
+        ax = layer.metadata.get(AXIS_KEY) if isinstance(layer.metadata, dict) else None
+        return int(ax) if ax is not None else None
+
+    def _fits(self, layer, image, axis: int) -> bool:
+        """Whether ``layer`` is a fitting output for ``image`` along ``axis`` without being chosen.
+
+        Labels layers of the user's always fit; an IPNet output layer only for its
+        own image and axis (results along t and along z never share a layer unless the
+        user chooses so).
+        """
+        if layer.metadata.get(ROLE_KEY) != "output":
+            return True
+        source = layer.metadata.get(SOURCE_KEY)
+        own = self._output_axis(layer)
+        return image is not None and source == image.name and own in (None, int(axis))
+
+    def _linked_output(self, image, axis: int):
+        """The IPNet output layer made for ``image`` along ``axis`` (None if there is none)."""
+        linked = [
+            x for x in self._matching_labels(image)
+            if x.metadata.get(ROLE_KEY) == "output" and x.metadata.get(SOURCE_KEY) == image.name
+            and self._output_axis(x) in (None, int(axis))
+        ]
+        linked.sort(key=lambda x: self._output_axis(x) is None)  # this axis' own first
+        return linked[0] if linked else None
+
     def _refresh_outputs(self) -> None:
         image = self.image_layer
         current = self._output
@@ -903,12 +1061,14 @@ class IPNetWidget(QWidget):
         matches = self._matching_labels(image)
         for x in matches:
             self.output_combo.addItem(x.name, x.name)
-        if current is not None and current in matches:
+        axis = self.axis
+        if current is not None and current in matches and (self._explicit_output or self._fits(current, image, axis)):
             self.output_combo.setCurrentIndex(matches.index(current) + 1)
+        elif current is None and self._explicit_output:
+            self.output_combo.setCurrentIndex(0)  # the user asked for a new layer
         else:
-            linked = [x for x in matches if x.metadata.get(ROLE_KEY) == "output"
-                      and image is not None and x.metadata.get(SOURCE_KEY) == image.name]
-            self._output = linked[0] if linked else None
+            self._output = self._linked_output(image, axis) if image is not None else None
+            self._explicit_output = False
             if self._output is not None:
                 self.output_combo.setCurrentIndex(matches.index(self._output) + 1)
         self.output_combo.blockSignals(False)
@@ -917,6 +1077,7 @@ class IPNetWidget(QWidget):
     def _on_output_changed(self, *_args) -> None:
         name = self.output_combo.currentData()
         self._output = next((x for x in self.viewer.layers if isinstance(x, Labels) and x.name == name), None)
+        self._explicit_output = True
         self._refresh_objects()
 
     @property
@@ -927,34 +1088,82 @@ class IPNetWidget(QWidget):
         return self._output
 
     def set_output_layer(self, layer) -> None:
+        """Write the results of the selected image and axis into ``layer`` (None: a new layer)."""
+        if layer is None:
+            self._output = None
+            self._explicit_output = True
+            self._refresh_outputs()
+            return
         self._refresh_outputs()
         idx = self.output_combo.findData(layer.name)
         if idx < 0:
             raise ValueError(f"{layer.name!r} does not have the spatial shape of the image layer")
         self.output_combo.setCurrentIndex(idx)
         self._output = layer
+        self._explicit_output = True
         self._refresh_objects()
 
-    def ensure_output(self, image=None):
-        """The output Labels layer for ``image``, created if needed."""
+    def output_name(self, image, axis: int) -> str:
+        """Name of a new output layer: ``"<image> IPNet masks (t)"`` (the axis name only
+        when the image has several axes to propagate along)."""
+        shape = spatial_shape(image)
+        if len(shape) <= 3:
+            return f"{image.name} IPNet masks"
+        return f"{image.name} IPNet masks ({self._axis_labels(image)[axis]})"
+
+    def ensure_output(self, image=None, axis: int | None = None):
+        """The output Labels layer for ``image`` along ``axis`` (the selected ones by default).
+
+        For the selected image and axis: the output chosen in the widget, else the
+        output layer made for them, else a new one. For another image or axis (a round
+        propagated after the choice changed): the layer its results went to, else its
+        own output layer, made if needed; the widget's choice is left alone.
+        """
         image = image if image is not None else self.image_layer
+        axis = self.axis if axis is None else int(axis)
+        shape = spatial_shape(image)
+        shown = image is self.image_layer and axis == self.axis
         out = self.output_layer
-        if out is not None and tuple(out.data.shape) == spatial_shape(image):
+        if shown and out is not None and tuple(out.data.shape) == shape:
             return out
+        if not (shown and self._explicit_output):  # else the user asked for a new layer
+            linked = self._linked_output(image, axis)
+            if linked is not None:
+                if shown:
+                    self._output = linked
+                    self._refresh_outputs()
+                return linked
         active = self.viewer.layers.selection.active
         out = self.viewer.add_labels(
-            np.zeros(spatial_shape(image), dtype=np.uint8),
-            name=f"{image.name} IPNet",
+            np.zeros(shape, dtype=np.uint8),
+            name=self.output_name(image, axis),
             scale=image.scale,
             translate=image.translate,
-            metadata={ROLE_KEY: "output", SOURCE_KEY: image.name},
+            metadata={ROLE_KEY: "output", SOURCE_KEY: image.name, AXIS_KEY: int(axis)},
             colormap=label_colormap(),
         )
-        self._output = out
+        if shown:
+            self._output = out
+            self._explicit_output = False
         self._refresh_outputs()
         if active is not None and active in self.viewer.layers:
             self.viewer.layers.selection.active = active  # keep the user's layer (e.g. scribbles)
         return out
+
+    def _output_for(self, rec: _Record):
+        """The Labels layer a session's results go to now.
+
+        The widget's output choice applies to the sessions of the selected image and
+        axis; a session of another one keeps writing where it wrote before (or into
+        its own output layer).
+        """
+        shape = spatial_shape(rec.layer)
+        if rec.layer is self.image_layer and rec.spec.axis == self.axis:
+            return self.ensure_output(rec.layer, rec.spec.axis)
+        for layer in reversed(rec.output_layers()):
+            if layer in self.viewer.layers and tuple(layer.data.shape) == shape:
+                return layer
+        return self.ensure_output(rec.layer, rec.spec.axis)
 
     # ------------------------------------------------------------------ scribble layers
     def _scribble_layers_for(self, image) -> list:
@@ -1686,10 +1895,10 @@ class IPNetWidget(QWidget):
         if not any(job.record.layer is x for x in self.viewer.layers):
             self.status_label.setText(f"Frame {job.frame}: its image layer was removed; result dropped.")
             return
-        out = self.output_layer
-        if out is None or tuple(out.data.shape) != spatial_shape(job.record.layer):
-            out = self.ensure_output(job.record.layer)
-        change = frame_change(out.data, job.record.spec, job.frame, labels, managed)
+        out = self._output_for(job.record)
+        job.record.note_output(out)
+        change, refused, owners = frame_write(out.data, job.record.spec, job.frame, labels, managed)
+        job.refused.add(job.frame, refused, owners)
         n = apply_with_history(out, [change] if change is not None else [])
         self._remember_step(out, n, job)
         ids = [k for k, _pos, _neg in job.items]
@@ -1704,7 +1913,17 @@ class IPNetWidget(QWidget):
             self.status_label.setText(
                 f"Frame {job.frame} segmented ({dt:.2f} s). Propagate ({len(plan)} frames) or scribble again."
             )
+        self._report_refused(job, out)
         self.interaction_done.emit(job.frame)
+
+    def _report_refused(self, job: _Job, out) -> None:
+        """Status and a warning: the output layer kept labels where the session has its objects."""
+        if not job.refused:
+            return
+        text = job.refused.text(out.name, self._describe)
+        self.status_label.setText(f"{self.status_label.text()} {text}")
+        show_warning(f"IPNet: {text}")
+        log.info("IPNet: %s", text)
 
     def _report_empty_interaction(self, job: _Job, empty: list[int], dt: float, n_plan: int) -> None:
         """Status and notification: the interaction left objects without a mask on its frame."""
@@ -1840,9 +2059,8 @@ class IPNetWidget(QWidget):
             show_info("IPNet: this round is already propagated; scribble a correction first")
             return
         plan = session.propagation_plan()
-        out = self.output_layer
-        if out is None or tuple(out.data.shape) != spatial_shape(rec.layer):
-            out = self.ensure_output(rec.layer)
+        out = self._output_for(rec)
+        rec.note_output(out)
         job.record = rec
         cancel = threading.Event()
         self._cancel_event = cancel
@@ -1888,7 +2106,8 @@ class IPNetWidget(QWidget):
         out = self._round_target
         if out is None or out not in self.viewer.layers:
             return
-        change = frame_change(out.data, rec.spec, t, labels, managed)
+        change, refused, owners = frame_write(out.data, rec.spec, t, labels, managed)
+        job.refused.add(t, refused, owners)
         self._recorder.write(t, change)
         empty = empty_objects(labels, job.tracked)
         rec.note_empty(t, job.tracked, empty)
@@ -1902,6 +2121,7 @@ class IPNetWidget(QWidget):
         aborted = bool(getattr(self._worker, "abort_requested", False))  # napari's task manager
         cancelled = aborted or (self._cancel_event is not None and self._cancel_event.is_set())
         frames = []
+        target = self._round_target
         if self._recorder is not None:
             frames = list(self._recorder.frames)
             if self._round_target is not None and self._round_target in self.viewer.layers:
@@ -1931,6 +2151,8 @@ class IPNetWidget(QWidget):
             ending = session is not None and session.objects_may_end and session.uses_objects_may_end
             # objects that may end (z-stacks): expected, said quietly; otherwise worth a look
             (show_info if ending else show_warning)(f"IPNet: after propagating, {vanished}.")
+        if target is not None:
+            self._report_refused(job, target)
         self._refresh_objects()
         self._worker = None
         self._job = None
@@ -2054,8 +2276,7 @@ class IPNetWidget(QWidget):
         if not self.is_idle():
             show_warning("IPNet: wait for the running job to finish before resetting")
             return
-        out = self.output_layer
-        changes = []
+        changes: dict[int, tuple[Any, list]] = {}  # id(layer) -> (layer, changes)
         for rec in self._records.values():
             if k in rec.session.object_ids:
                 rec.session.reset(k)
@@ -2063,10 +2284,9 @@ class IPNetWidget(QWidget):
                 rec.empty.pop(k, None)
                 # the engine cannot be rolled back across a reset (the layer can)
                 self._undo_steps = [s for s in self._undo_steps if s.record is not rec]
-                if out is not None and tuple(out.data.shape) == spatial_shape(rec.layer):
-                    changes += [erase_change(out.data, rec.spec, f, k) for f in range(rec.frames.shape[0])]
-        if out is not None:
-            apply_with_history(out, changes)
+                self._erase(rec, [k], changes)
+        for layer, layer_changes in changes.values():
+            apply_with_history(layer, layer_changes)
         self._clear_strokes({k})
         if len(self._objects) > 1 and k in self._objects:
             del self._objects[k]
@@ -2079,16 +2299,13 @@ class IPNetWidget(QWidget):
         if not self.is_idle():
             show_warning("IPNet: wait for the running job to finish before resetting")
             return
-        out = self.output_layer
-        changes = []
+        changes: dict[int, tuple[Any, list]] = {}  # id(layer) -> (layer, changes)
         for rec in self._records.values():
             ids = rec.session.object_ids
             rec.session.reset()
-            if out is not None and tuple(out.data.shape) == spatial_shape(rec.layer):
-                for k in ids:
-                    changes += [erase_change(out.data, rec.spec, f, k) for f in range(rec.frames.shape[0])]
-        if out is not None:
-            apply_with_history(out, changes)
+            self._erase(rec, ids, changes)
+        for layer, layer_changes in changes.values():
+            apply_with_history(layer, layer_changes)
         self._clear_strokes(None)
         self._records.clear()
         self._undo_steps.clear()  # the engine cannot be rolled back across a reset
@@ -2097,6 +2314,16 @@ class IPNetWidget(QWidget):
         self._current = 1
         self._refresh_objects()
         self.status_label.setText("All objects reset.")
+
+    def _erase(self, rec: _Record, ids, changes: dict) -> None:
+        """Add the changes erasing objects ``ids`` of ``rec`` from the layers it wrote to."""
+        shape = spatial_shape(rec.layer)
+        for layer in rec.output_layers():
+            if layer not in self.viewer.layers or tuple(layer.data.shape) != shape:
+                continue
+            todo = changes.setdefault(id(layer), (layer, []))[1]
+            for k in ids:
+                todo += [erase_change(layer.data, rec.spec, f, k) for f in range(rec.frames.shape[0])]
 
     def _clear_strokes(self, ids: set[int] | None) -> None:
         """Remove the strokes of ``ids`` (all when None) from the scribble layers."""
