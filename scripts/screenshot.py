@@ -4,7 +4,10 @@ Opens napari (under Xvfb when there is no display: the script re-runs itself wit
 ``xvfb-run``), loads the colour sample, docks the widget, loads the weights that
 ``load_model("default")`` gives (random weights, labelled as such on the canvas,
 when this installation has no trained ones), draws a first scribble, propagates,
-and saves a screenshot of the whole window. Prints the timings.
+then corrects the worst frame of the first object as a user would (the scribble
+robot's strokes on that frame's errors, drawn in the widget's scribble layer) and
+propagates again, and saves a screenshot of the whole window at the corrected frame.
+Prints the timings and J of that frame and of the sequence before and after.
 
     python scripts/screenshot.py [--out docs/images/widget.png] [--sample colour-sequence]
 """
@@ -34,6 +37,48 @@ def _wait(widget, timeout: float = 600.0) -> None:
     for _ in range(20):
         QApplication.processEvents()
         time.sleep(0.01)
+
+
+def correction_round(viewer, widget, sample: str) -> tuple[int, tuple, tuple]:
+    """Correct object 1's worst frame with the robot's strokes, through the widget.
+
+    Returns the frame, and (J on that frame, mean J over the frames) before and after.
+    """
+    import numpy as np
+
+    from napari_ipnet.demo import sample_data
+    from napari_ipnet.evaluation.metrics import jaccard
+    from napari_ipnet.evaluation.robot import ScribbleRobot
+
+    _, gt, _ = sample_data(sample)
+    gt1 = gt == 1
+
+    def scores():
+        pred = np.asarray(widget.output_layer.data) == 1
+        j = jaccard(gt1, pred)
+        return j, float(j.mean())
+
+    j, mean_before = scores()
+    annotated = set(widget.session.annotated_frames(1))
+    frame = int(min((t for t in range(len(gt)) if t not in annotated), key=lambda t: j[t]))
+    pred = np.asarray(widget.output_layer.data[frame])
+    paths = ScribbleRobot().scribble_paths((gt[frame] == 1).astype(np.uint8), (pred == 1).astype(np.uint8), [0, 1])
+    viewer.dims.set_current_step(0, frame)
+    shapes = widget.scribble_layer()
+    widget.select_object(1)
+    for label, negative in ((1, False), (0, True)):
+        widget.set_negative(negative)
+        for path in paths.get(label, []):
+            shapes.add_paths([np.concatenate([np.full((len(path), 1), frame), path], axis=1)])
+            _wait(widget)
+    widget.set_negative(False)
+    after_interaction = float(jaccard(gt1[frame], np.asarray(widget.output_layer.data[frame]) == 1)[0])
+    widget.propagate()
+    _wait(widget)
+    j2, mean_after = scores()
+    print(f"  (frame {frame} right after the interaction: J {after_interaction:.3f}; "
+          f"strokes: {sum(len(v) for v in paths.values())})")
+    return frame, (float(j[frame]), mean_before), (float(j2[frame]), mean_after)
 
 
 def main(argv=None) -> int:
@@ -87,8 +132,14 @@ def main(argv=None) -> int:
     print(f"propagate -> last frame shown: {widget.last_propagation_seconds:.2f} s for {n} frames "
           f"({widget.last_propagation_seconds / max(1, n):.3f} s per frame)")
 
-    # untrained: show the scribbled frame (propagated frames are empty); trained: mid-sequence
-    frame = args.frame if args.frame is not None else (scribbled if random else widget.session.n_frames // 2)
+    frame = args.frame
+    if not random:  # a correction round on the worst frame of object 1
+        corrected, before, after = correction_round(viewer, widget, args.sample)
+        print(f"correction on frame {corrected}: J of object 1 on that frame {before[0]:.3f} -> {after[0]:.3f}, "
+              f"over the sequence {before[1]:.3f} -> {after[1]:.3f}")
+        frame = corrected if frame is None else frame
+    # untrained: show the scribbled frame (propagated frames are empty)
+    frame = frame if frame is not None else (scribbled if random else widget.session.n_frames // 2)
     viewer.dims.set_current_step(0, frame)
     viewer.layers.selection.active = widget.scribble_layer()
     viewer.reset_view()
