@@ -229,6 +229,39 @@ def test_undo_and_redo_roll_the_engine_back_and_forth(make_widget, tiny_rgb, qtb
     assert s.annotated_frames() == [0, 3]
 
 
+def test_undo_and_redo_keep_the_object_list_in_step(make_widget, tiny_rgb, qtbot, stub_model):
+    """Objects undone away leave the list (Add gives the next id again); redo brings them back."""
+    viewer, w, image = make_widget(tiny_rgb, model=False)
+    w.set_model(_shape_model(stub_model), "stub")
+    _scribble(qtbot, w, frame=3)
+    _propagate(qtbot, w)
+    assert w.add_object() == 2
+    w.rename_object(2, "cell")
+    _scribble(qtbot, w, frame=3, y=10, x0=50, x1=70)
+    assert w.add_object() == 3
+    _scribble(qtbot, w, frame=3, y=55, x0=50, x1=70)
+    _propagate(qtbot, w)
+    s, out = w.session, w.output_layer
+    assert s.object_ids == [1, 2, 3] and sorted(w.objects) == [1, 2, 3]
+    after = out.data.copy()
+    w.undo()  # the round
+    assert sorted(w.objects) == [1, 2, 3]
+    w.undo()  # object 3's interaction
+    assert s.object_ids == [1, 2] and sorted(w.objects) == [1, 2] and w.current_object == 2
+    w.undo()  # object 2's interaction
+    assert s.object_ids == [1] and w.objects == {1: "object 1"} and w.current_object == 1
+    assert w.object_list.count() == 1
+    out.redo()
+    out.redo()
+    out.redo()
+    np.testing.assert_array_equal(out.data, after)
+    assert w.objects == {1: "object 1", 2: "cell", 3: "object 3"} and w.object_list.count() == 3
+    w.undo()
+    w.undo()
+    assert sorted(w.objects) == [1, 2]
+    assert w.add_object() == 3  # the lowest id above the existing ones, not 4
+
+
 def test_undo_is_refused_while_propagating(make_widget, tiny_rgb, qtbot, notes):
     viewer, w, image = make_widget(tiny_rgb)
     _scribble(qtbot, w, frame=0)

@@ -439,6 +439,7 @@ class IPNetWidget(QWidget):
         self._records: dict[tuple[int, SequenceSpec], _Record] = {}
         self._active: _Record | None = None  # record of the last interaction
         self._objects: dict[int, str] = {1: "object 1"}
+        self._removed_names: dict[int, str] = {}  # objects undone away, for a redo
         self._current = 1
         self._negative = False
         self._jobs: deque[_Job] = deque()
@@ -2254,13 +2255,20 @@ class IPNetWidget(QWidget):
                     changed.append(step.record)
             keep.append(step)
         self._undo_steps = keep
+        gone: set[int] = set()
+        came: set[int] = set()
         for rec in changed:
             steps = [s for s in keep if s.record is rec]
             first_undone = next((s for s in steps if s.undone), None)
+            ids_before = set(rec.session.object_ids)
             _restore(rec.session, first_undone.before if first_undone is not None else steps[-1].after)
+            ids_after = set(rec.session.object_ids)
+            gone |= ids_before - ids_after
+            came |= ids_after - ids_before
             rec.round = None  # which strokes made the open round is no longer known
             rec.empty.clear()  # where objects are empty is no longer known either
         if changed:
+            self._follow_session_objects(gone, came)
             pending = self._active.session.pending_frame if self._active is not None else None
             word = "Redone" if action == "redo" else "Undone"
             tail = f" Round on frame {pending} waiting to be propagated." if pending is not None else ""
@@ -2269,6 +2277,27 @@ class IPNetWidget(QWidget):
                 self._refresh_objects()
             except RuntimeError:  # the Qt widget is already deleted
                 pass
+
+    def _follow_session_objects(self, gone: set[int], came: set[int]) -> None:
+        """Update the object list after undo / redo changed the objects the sessions hold.
+
+        Objects ``gone`` from their session (and held by no other) leave the list, their
+        names kept for a redo; objects that ``came`` back return with their names.
+        """
+        held = set().union(*(r.session.object_ids for r in self._records.values()))
+        for k in sorted(gone - held):
+            if k in self._objects:
+                self._removed_names[k] = self._objects.pop(k)
+        out = self.output_layer
+        saved = out.metadata.get("napari_ipnet_objects", {}) if out is not None else {}
+        for k in sorted(came):
+            name = self._removed_names.pop(k, None)
+            if k not in self._objects:
+                self._objects[k] = name or saved.get(k) or f"object {k}"
+        if not self._objects:
+            self._objects[1] = self._removed_names.pop(1, "object 1")
+        if self._current not in self._objects:
+            self._current = max(self._objects)
 
     def reset_object(self, k: int | None = None) -> None:
         """Forget object ``k`` (selected one by default): results, strokes, session memory."""
