@@ -557,3 +557,38 @@ def test_frame_folder_round_trip_property():
             np.testing.assert_array_equal(np.asarray(data_), expected)
 
     check()
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int32, np.uint16])
+def test_tiff_written_by_the_plugin_reads_back_as_labels(tmp_path, dtype):
+    labels = np.zeros((4, 24, 32), dtype)
+    labels[1, 5:10, 6:12] = 3
+    labels[3, 0:4, 0:4] = 1
+    path = str(tmp_path / "masks.tif")
+    write_labels_tiff(path, labels, {})
+    reader = napari_get_reader(path)
+    assert reader is not None
+    (data, meta, kind), = reader(path)
+    assert kind == "labels" and meta["name"] == "masks"
+    assert meta["axis_labels"] == ("t", "y", "x")
+    np.testing.assert_array_equal(np.asarray(data), labels)
+
+
+def test_other_tiffs_still_read_as_images(tmp_path):
+    import tifffile
+
+    path = str(tmp_path / "stack.tif")
+    tifffile.imwrite(path, np.zeros((3, 8, 8), np.uint16), metadata={"axes": "TYX"})
+    (_, _, kind), = napari_get_reader(path)(path)
+    assert kind == "image"
+
+
+def test_davis_folder_written_by_the_plugin_reads_back_as_labels(tmp_path):
+    labels = np.zeros((3, 16, 20), np.uint8)
+    labels[0, 2:6, 3:9] = 1
+    labels[2, 8:12, 10:15] = 7
+    folder = str(tmp_path / "ann")
+    write_labels_davis(folder, labels, {})
+    (data, meta, kind), = napari_get_reader(folder)(folder)
+    assert kind == "labels"
+    np.testing.assert_array_equal(np.asarray(data), labels)

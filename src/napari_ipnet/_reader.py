@@ -12,7 +12,8 @@
 - A TIFF stack opens with the axis names its metadata gives (ImageJ hyperstack, OME:
   tifffile's ``series[0].axes``) as the layer's ``axis_labels``, so a (T, Z, Y, X)
   stack shows t and z rather than two unnamed axes; a channel axis becomes one layer
-  per channel. Uncompressed files are memory-mapped.
+  per channel. Uncompressed files are memory-mapped. A label stack this plugin wrote
+  (marked in its description, see ``_writer.write_labels_tiff``) opens as Labels.
 
 No torch here: this module is imported when napari asks which plugin opens a path.
 """
@@ -400,6 +401,33 @@ def _tiff_data(path: Path) -> np.ndarray:
             return tf.series[0].asarray()
 
 
+def _is_ipnet_labels(path: Path) -> bool:
+    """Whether the TIFF ``path`` is a label stack this plugin wrote (see ``write_labels_tiff``)."""
+    import tifffile
+
+    from ._writer import LABELS_KEY
+
+    try:
+        with tifffile.TiffFile(path) as tf:
+            meta = tf.shaped_metadata or ()
+    except Exception:  # noqa: BLE001 - not readable here: not ours
+        return False
+    return any(isinstance(m, dict) and m.get(LABELS_KEY) == "labels" for m in meta)
+
+
+def _unique_labels(labels: list) -> tuple[str, ...]:
+    """Axis labels with unknown or repeated names replaced by napari's defaults."""
+    default = [str(i) for i in range(-len(labels), 0)]  # napari's unnamed axes
+    return tuple(lab if lab and lab not in labels[:i] else default[i] for i, lab in enumerate(labels))
+
+
+def _axis_labels(axes: str) -> tuple[str, ...]:
+    """napari axis labels of the tifffile axis letters ``axes``."""
+    from .axes import tiff_axis_labels
+
+    return _unique_labels(list(tiff_axis_labels(axes)))
+
+
 def tiff_layers(path) -> list[tuple]:
     """Layer data tuples of a TIFF stack, with the axis names of its metadata.
 
@@ -419,6 +447,11 @@ def tiff_layers(path) -> list[tuple]:
     axes = tiff_axes(p) or ""
     name = p.name.split(".")[0] or p.stem
     meta = {"source": str(p)}
+    if _is_ipnet_labels(p):
+        kwargs = {"name": name, "metadata": dict(meta, tiff_axes=axes)}
+        if len(axes) == data.ndim:
+            kwargs["axis_labels"] = _axis_labels(axes)
+        return [(data, kwargs, "labels")]
     if len(axes) != data.ndim:
         return [(data, {"name": name, "metadata": meta}, "image")]
     meta["tiff_axes"] = axes
@@ -428,8 +461,7 @@ def tiff_layers(path) -> list[tuple]:
     labels = list(tiff_axis_labels(spatial))
     if channel is not None:
         del labels[channel]
-    default = [str(i) for i in range(-len(labels), 0)]  # napari's unnamed axes
-    axis_labels = tuple(lab if lab and lab not in labels[:i] else default[i] for i, lab in enumerate(labels))
+    axis_labels = _unique_labels(labels)
     kwargs = {"rgb": bool(rgb), "axis_labels": axis_labels, "metadata": meta}
     if channel is None:
         return [(data, {"name": name, **kwargs}, "image")]

@@ -1,6 +1,7 @@
 """Writers for Labels layers: a TIFF stack, or DAVIS-style indexed PNGs.
 
-- ``write_labels_tiff``: the whole label array in one (zlib-compressed) TIFF file.
+- ``write_labels_tiff``: the whole label array in one (zlib-compressed) TIFF file,
+  marked as labels so that the plugin's reader opens it as a Labels layer again.
 - ``write_labels_davis``: a folder with one palette PNG per frame, ``00000.png``,
   ``00001.png``... using the DAVIS / PASCAL VOC palette (label k is colour k), as in
   DAVIS ``Annotations/480p/<sequence>``. Needs (T, H, W) labels below 256. The
@@ -61,12 +62,18 @@ def _check_labels(arr: np.ndarray, top: int | None = None, hint: str = "") -> tu
     return lo, hi
 
 
+#: key of the TIFF description (tifffile's JSON "shaped" metadata) that marks the label
+#: stacks this plugin writes, so that its reader opens them as Labels again
+LABELS_KEY = "napari-ipnet"
+
+
 def write_labels_tiff(path: str, data, meta: dict) -> list[str]:
     """npe2 single-layer writer: labels -> one TIFF stack.
 
     Labels are written unsigned, in the smallest of uint16, uint32 and uint64 that holds
     them when the layer's dtype is signed or 64-bit; uint8, uint16, uint32 and bool
-    layers are written as they are.
+    layers are written as they are. The file is marked (``{"napari-ipnet": "labels"}``
+    in its description) so that the plugin's reader opens it as a Labels layer.
     """
     import tifffile
 
@@ -76,7 +83,7 @@ def write_labels_tiff(path: str, data, meta: dict) -> list[str]:
         arr = arr.astype(np.uint16 if hi < 2**16 else np.uint32 if hi < 2**32 else np.uint64)
     out = Path(os.fspath(path))
     out.parent.mkdir(parents=True, exist_ok=True)
-    tifffile.imwrite(out, arr, compression="zlib", photometric="minisblack", metadata={"axes": _axes(arr.ndim)})
+    tifffile.imwrite(out, arr, compression="zlib", photometric="minisblack", metadata={"axes": _axes(arr.ndim), LABELS_KEY: "labels"})
     return [str(out)]
 
 
