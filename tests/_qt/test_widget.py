@@ -134,6 +134,17 @@ def test_cancel_halfway_keeps_a_consistent_state(make_widget, tiny_rgb, qtbot, h
     assert not cancelled2 and frames2 and all(t < 5 for t in frames2)
 
 
+def test_docking_fits_the_image_to_the_narrower_canvas(make_widget, tiny_rgb, qtbot):
+    """The dock takes canvas width: the view is reset so that the image is not cut off."""
+    viewer, w, image = make_widget(tiny_rgb, show=True)
+    qtbot.waitUntil(w.isVisible, timeout=5000)
+    qtbot.wait(100)
+    zoom, center = viewer.camera.zoom, tuple(viewer.camera.center)
+    viewer.reset_view()
+    assert viewer.camera.zoom == pytest.approx(zoom)
+    assert tuple(viewer.camera.center) == pytest.approx(center)
+
+
 def test_undo_restores_previous_labels_per_round(make_widget, tiny_rgb, qtbot):
     viewer, w, image = make_widget(tiny_rgb)
     _scribble(qtbot, w, frame=3)

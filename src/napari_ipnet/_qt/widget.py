@@ -440,6 +440,7 @@ class IPNetWidget(QWidget):
         self._active: _Record | None = None  # record of the last interaction
         self._objects: dict[int, str] = {1: "object 1"}
         self._removed_names: dict[int, str] = {}  # objects undone away, for a redo
+        self._view_fitted = False  # the view is reset once, when the docked widget first shows
         self._current = 1
         self._negative = False
         self._jobs: deque[_Job] = deque()
@@ -482,6 +483,21 @@ class IPNetWidget(QWidget):
         self._update_buttons()
 
     # ================================================================== UI
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt API
+        """Fit the image to the canvas once docking has narrowed it (else its right edge is cut off)."""
+        super().showEvent(event)
+        if not self._view_fitted:
+            self._view_fitted = True
+            QTimer.singleShot(0, self._fit_view)
+
+    def _fit_view(self) -> None:
+        """``viewer.reset_view()``, unless the viewer is gone or holds no layers."""
+        try:
+            if len(self.viewer.layers):
+                self.viewer.reset_view()
+        except (RuntimeError, AttributeError):  # viewer or widget already closed
+            pass
+
     def _build_ui(self) -> None:
         keys = {action: key.replace("-", "+") for key, _q, action, _d in SHORTCUTS}
         lay = QVBoxLayout(self)
