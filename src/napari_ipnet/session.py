@@ -55,10 +55,17 @@ class SoftMask:
 
     def paste(self, height: int, width: int) -> np.ndarray:
         """Full-frame float32 probability."""
-        out = np.zeros((height, width), np.float32)
-        h, w = self.data.shape
-        out[self.y0 : self.y0 + h, self.x0 : self.x0 + w] = self.data * np.float32(1 / 255)
-        return out
+        return self.region(0, 0, height, width)
+
+    @property
+    def prob(self) -> np.ndarray:
+        """The stored crop as float32 probability (``data / 255``)."""
+        return self.data * np.float32(1 / 255)
+
+    @property
+    def extent(self) -> tuple[int, int, int, int]:
+        """``(y0, x0, y1, x1)`` of the stored crop in the frame (exclusive end)."""
+        return self.y0, self.x0, self.y0 + self.data.shape[0], self.x0 + self.data.shape[1]
 
     def region(self, y0: int, x0: int, y1: int, x1: int) -> np.ndarray:
         """Float32 probability over the frame region ``[y0:y1, x0:x1]``."""
@@ -74,7 +81,7 @@ class SoftMask:
 
     def bounds(self) -> Bounds | None:
         """Frame bounds (y0, x0, y1, x1, inclusive) of the pixels >= the ROI threshold."""
-        b = map_bounds([self.data * np.float32(1 / 255)])
+        b = map_bounds([self.prob])
         return None if b is None else (b[0] + self.y0, b[1] + self.x0, b[2] + self.y0, b[3] + self.x0)
 
     @property
@@ -145,6 +152,12 @@ def soft_aggregate(probs: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=0, keepdims=True)
 
 
+def _cover(*extents: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    """The smallest ``(y0, x0, y1, x1)`` (exclusive end) covering every extent given."""
+    return (min(e[0] for e in extents), min(e[1] for e in extents),
+            max(e[2] for e in extents), max(e[3] for e in extents))
+
+
 def mask_confidence(
     soft: SoftMask | None, previous: SoftMask | None = None, neighbour_area: int | None = None,
     may_end: bool = False,
@@ -162,7 +175,7 @@ def mask_confidence(
         if neighbour_area:
             return 0.5 if may_end else 0.0
         return 1.0  # absent here and on the neighbour: nothing to doubt
-    p = soft.data.astype(np.float32) * np.float32(1 / 255)
+    p = soft.prob
     fuzzy = p[p > 0.1]
     crisp = 1.0 - float(np.mean(1.0 - np.abs(2.0 * fuzzy - 1.0))) if fuzzy.size else 0.0
     score = crisp
@@ -170,11 +183,9 @@ def mask_confidence(
     if neighbour_area is not None:
         score *= 1.0 - abs(area - neighbour_area) / max(area, neighbour_area, 1)
     if previous is not None and previous is not soft:
-        h = max(soft.y0 + p.shape[0], previous.y0 + previous.data.shape[0]) - min(soft.y0, previous.y0)
-        w = max(soft.x0 + p.shape[1], previous.x0 + previous.data.shape[1]) - min(soft.x0, previous.x0)
-        y0, x0 = min(soft.y0, previous.y0), min(soft.x0, previous.x0)
-        a = soft.region(y0, x0, y0 + h, x0 + w) >= 0.5
-        b = previous.region(y0, x0, y0 + h, x0 + w) >= 0.5
+        both = _cover(soft.extent, previous.extent)
+        a = soft.region(*both) >= 0.5
+        b = previous.region(*both) >= 0.5
         union = np.count_nonzero(a | b)
         score *= 0.5 + 0.5 * (np.count_nonzero(a & b) / union if union else 1.0)
     return float(np.clip(score, 0.0, 1.0))
@@ -313,7 +324,7 @@ class Session:
         for k, m in masks:
             h, w = m.data.shape
             sl = (slice(m.y0, m.y0 + h), slice(m.x0, m.x0 + w))
-            p = m.data * np.float32(1 / 255)
+            p = m.prob
             best[sl] *= 1.0 - np.clip(p, _EPS, 1 - _EPS)
             probs.append((k, sl, p))
         for k, sl, p in probs:
@@ -634,11 +645,7 @@ class Session:
         with torch.inference_mode():
             return (net or self._propagation_net()).SEFA(state.reference, state.fused_reference)
 
-    def _propagate(
-        self, t: int, ids: list[int], fused: dict, restores: int | None = None, net=None
-    ) -> Generator[int, None, None]:
-        restores = self._restores if restores is None else restores
-        net = self._propagation_net() if net is None else net
+    def _propagate(self, t: int, ids: list[int], fused: dict, restores: int, net) -> Generator[int, None, None]:
         try:
             bounds = {k: self._bounds(k, t) for k in ids}
             for direction in (+1, -1):
@@ -697,10 +704,11 @@ class Session:
         if self.model.config.ending_flag:
             extra.append(torch.full((len(ids),), float(self.objects_may_end), device=self.model.device))
         out = {}
-        for k, ((cy, cx), crop, _) in zip(ids, self._run(net, f, jobs, extra)):
+        for k, (maps, _), ((cy, cx), crop, _) in zip(ids, jobs, self._run(net, f, jobs, extra)):
             out[k] = self._blend(k, f, cy, cx, crop, weights[k])
+            # the box covers all of k's neighbour pixels, so its map counts them all
             self._objects[k].confidence[f] = mask_confidence(
-                out[k], self._objects[k].masks.get(f), int(np.count_nonzero(neighbour == k)), self.objects_may_end
+                out[k], self._objects[k].masks.get(f), int(np.count_nonzero(maps[1])), self.objects_may_end
             )
         return out
 
@@ -709,11 +717,10 @@ class Session:
         if w >= 1.0:
             return SoftMask.from_crop(cy, cx, crop)
         # blend only where either map can be non-zero: the ROI crop and the old mask
-        y0, x0, y1, x1 = cy, cx, cy + crop.shape[0], cx + crop.shape[1]
         old = self._objects[k].masks.get(f)
+        y0, x0, y1, x1 = (cy, cx, cy + crop.shape[0], cx + crop.shape[1])
         if old is not None:
-            y0, x0 = min(y0, old.y0), min(x0, old.x0)
-            y1, x1 = max(y1, old.y0 + old.data.shape[0]), max(x1, old.x0 + old.data.shape[1])
+            y0, x0, y1, x1 = _cover((y0, x0, y1, x1), old.extent)
         new = np.zeros((y1 - y0, x1 - x0), np.float32)
         new[cy - y0 : cy - y0 + crop.shape[0], cx - x0 : cx - x0 + crop.shape[1]] = crop
         prev = old.region(y0, x0, y1, x1) if old is not None else 0.0

@@ -330,12 +330,13 @@ def _correction_scores(unit_records: Sequence[Sequence[dict]]) -> dict:
     interaction (over units with an interaction that round), and the mean after over
     rounds 2.. (the corrections; NaN with one round)."""
     R = max(len(r) for r in unit_records)
-    before, after = [], []
-    for i in range(R):
-        b = [rec[i]["frame_J_before"] for rec in unit_records if i < len(rec) and rec[i].get("frame_J_before") is not None]
-        a = [rec[i]["frame_J_after"] for rec in unit_records if i < len(rec) and rec[i].get("frame_J_after") is not None]
-        before.append(float(np.mean(b)) if b else None)
-        after.append(float(np.mean(a)) if a else None)
+
+    def mean_per_round(key):
+        values = [[rec[i][key] for rec in unit_records if i < len(rec) and rec[i].get(key) is not None]
+                  for i in range(R)]
+        return [float(np.mean(v)) if v else None for v in values]
+
+    before, after = mean_per_round("frame_J_before"), mean_per_round("frame_J_after")
     later = [v for v in after[1:] if v is not None]
     rho = [r.get("confidence_spearman") for rec in unit_records for r in rec]
     rho = [v for v in rho if v is not None]
