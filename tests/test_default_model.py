@@ -5,6 +5,8 @@ This is an accuracy test, possible only with trained weights: random weights fai
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 from scipy import ndimage
 
@@ -78,6 +80,13 @@ def test_bundled_weights_are_shipped_and_load():
     assert model.config.fuse_references is False
     # and it has a second propagation network for objects that may end (z-stacks)
     assert model.config.ending_network and model.propagation_ending is not None
+    # the file predates the removal of the one-network experiment (ending_flag): its
+    # config says the experiment was off, and no tensor of the removed bias is in it
+    assert json.loads(meta["config"])["ending_flag"] is False
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as fh:
+        assert not [k for k in fh.keys() if "ending_bias" in k]  # noqa: SIM118 (a safe_open handle)
 
 
 def _segment(frames, masks, model, **session_kwargs):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 import torch
 
@@ -108,28 +106,3 @@ def test_model_config_round_trip():
     assert cfg.encoder == "resnet50" and cfg.decoder_channels == 256 and cfg.decoder_mid_channels == 1024
     assert ModelConfig(**cfg.to_dict()) == cfg
     assert ModelConfig().encoder == "efficientnet_lite0"
-
-
-def test_ending_flag_is_a_learnt_bias_that_starts_at_zero(lite_model):
-    """A model with ``ending_flag`` starts out as the model without it; the flag acts once trained."""
-    flagged = build_model(dataclasses.replace(lite_model.config, ending_flag=True))
-    missing, unexpected = flagged.load_state_dict(lite_model.state_dict(), strict=False)
-    assert missing == ["propagation.ending_bias"] and not unexpected
-    assert lite_model.propagation.ending_bias is None
-    s = 64
-    rgb, m1, m2 = torch.rand(1, 3, s, s), torch.rand(1, 1, s, s), torch.rand(1, 1, s, s)
-    with torch.inference_mode():
-        ref = lite_model.interaction(rgb, m1, m2, m2).feature
-        plain = lite_model.propagation(rgb, m1, m2, ref).logits
-        ignored = lite_model.propagation(rgb, m1, m2, ref, torch.ones(1)).logits  # no flag: ignored
-        zero_bias = flagged.propagation(rgb, m1, m2, ref, torch.ones(1)).logits
-        flagged.propagation.ending_bias.fill_(-3.0)
-        on = flagged.propagation(rgb, m1, m2, ref, torch.ones(1)).logits
-        off = flagged.propagation(rgb, m1, m2, ref, torch.zeros(1)).logits
-        unset = flagged.propagation(rgb, m1, m2, ref).logits
-    torch.testing.assert_close(ignored, plain)
-    torch.testing.assert_close(zero_bias, plain)
-    torch.testing.assert_close(off, plain)
-    torch.testing.assert_close(unset, plain)
-    assert not torch.allclose(on, plain, atol=1e-3)
-    assert ModelConfig(**flagged.config.to_dict()).ending_flag is True

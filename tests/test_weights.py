@@ -271,6 +271,28 @@ def test_checkpoint_config_is_checked(tmp_path, lite_model):
         load_model(tmp_path / "bad.pt", device="cpu")
 
 
+def test_files_written_before_an_experiment_was_removed_still_load(tmp_path, lite_model):
+    """A config field of a removed experiment loads when it says the experiment was off
+    (the bundled file has ``"ending_flag": false``), and is refused when it was on."""
+    good = save_checkpoint(lite_model, tmp_path / "m.safetensors", half=False)
+    cfg = lite_model.config.to_dict()
+    assert "ending_flag" not in cfg
+    old = _resave(good, tmp_path / "old.safetensors", config={**cfg, "ending_flag": False})
+    loaded = load_model(old, device="cpu")
+    assert loaded.config == lite_model.config
+    _assert_same_state(lite_model, loaded)
+    tensors = {f"{part}.{k}": v for part in lite_model.parts for k, v in getattr(lite_model, part).state_dict().items()}
+    torch.save({"model": tensors, "config": {**cfg, "ending_flag": False}}, tmp_path / "old.pt")
+    assert load_model(tmp_path / "old.pt", device="cpu").config == lite_model.config
+    flagged = _resave(good, tmp_path / "flagged.safetensors", config={**cfg, "ending_flag": True})
+    with pytest.raises(WeightsError) as err:
+        load_model(flagged, device="cpu")
+    assert str(flagged) in str(err.value) and "ending_flag=True" in str(err.value) and "removed" in str(err.value)
+    torch.save({"model": tensors, "config": {**cfg, "ending_flag": "no"}}, tmp_path / "odd.pt")
+    with pytest.raises(WeightsError, match="ending_flag='no'"):
+        load_model(tmp_path / "odd.pt", device="cpu")
+
+
 def test_integer_tensor_where_a_float_weight_belongs_is_refused(tmp_path, lite_model):
     good = save_checkpoint(lite_model, tmp_path / "m.safetensors", half=False)
     key = next(k for k, v in lite_model.interaction.state_dict().items() if v.is_floating_point())

@@ -228,9 +228,8 @@ class Session:
         Objects may end inside the sequence, as nuclei do within a z-stack: the
         propagation may then empty a frame. False (the default) suits time-lapses and
         videos, where a dim or blurred object is still there. Only models made for it
-        use it (see :attr:`uses_objects_may_end`): with a second propagation network
-        (``model.config.ending_network``, the bundled model) or trained with the flag
-        as an input (``model.config.ending_flag``).
+        use it (see :attr:`uses_objects_may_end`): those with a second propagation
+        network for such objects (``model.config.ending_network``, the bundled model).
     refine:
         Scribbles are constraints (the default): after the interaction network, each
         object's probability is refined on its region by a random walker with the
@@ -701,8 +700,6 @@ class Session:
             sl, prev = self._region_of(f, k, box)
             jobs.append(([prev, (neighbour[sl] == k).astype(np.float32)], box))
         extra = [torch.cat([fused[k] for k in ids])]
-        if self.model.config.ending_flag:
-            extra.append(torch.full((len(ids),), float(self.objects_may_end), device=self.model.device))
         out = {}
         for k, (maps, _), ((cy, cx), crop, _) in zip(ids, jobs, self._run(net, f, jobs, extra)):
             out[k] = self._blend(k, f, cy, cx, crop, weights[k])

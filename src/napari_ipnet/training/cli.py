@@ -30,16 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "a model trained with 0.5 dropped dim cells of time-lapses)")
     parser.add_argument("--dim-frames", type=float, default=0.0,
                         help="share of clips with one frame darkened to 35-70 %% (mask unchanged)")
-    parser.add_argument("--ending-flag", action="store_true",
-                        help="train the 'objects may end' flag of the propagation network: nuclei focal series "
-                             "carry it (a share --nuclei-ending of them end), 15%% of other clips carry it "
-                             "without ending, objects of unflagged clips never end")
     parser.add_argument("--init", type=Path, default=None,
                         help="start a new run from the weights of this checkpoint (.pt or .safetensors)")
-    parser.add_argument("--export-base", type=Path, default=None,
-                        help="export base + ALPHA * (trained - base) instead: weight interpolation with an "
-                             "earlier checkpoint (for a fine-tuning run that cost accuracy elsewhere)")
-    parser.add_argument("--export-alpha", type=float, default=0.5, help="ALPHA of --export-base")
     parser.add_argument("--good-neighbour", type=float, default=0.0, metavar="P",
                         help="share of clips whose propagation starts from the slightly perturbed ground truth "
                              "of the neighbouring frame instead of the model's own mask (default 0)")
@@ -60,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from .data import DEFAULT_HOLDOUT, ClipSampler, list_sequences
-    from .loop import TrainConfig, add_ending_network, export, interpolate_checkpoints, train
+    from .loop import TrainConfig, add_ending_network, export, train
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -70,12 +62,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"training sequences: {len(seqs)}; held out: {','.join(holdout) if args.davis else '-'}")
         cfg = TrainConfig(steps=args.steps, batch=args.batch, frames=args.frames, rounds=args.rounds,
                           lr=args.lr, encoder_lr=args.lr / 2, seed=args.seed, val_every=args.val_every,
-                          roi_size=args.roi, decay_steps=args.decay_steps, ending_flag=args.ending_flag,
+                          roi_size=args.roi, decay_steps=args.decay_steps,
                           init=str(args.init) if args.init else None, freeze_interaction=args.freeze_interaction,
                           good_neighbour=args.good_neighbour)
         sampler = ClipSampler(args.davis, seqs, n_frames=args.frames, seed=args.seed,
-                              nuclei_ending=args.nuclei_ending, dim_frames=args.dim_frames,
-                              ending_flag=args.ending_flag)
+                              nuclei_ending=args.nuclei_ending, dim_frames=args.dim_frames)
         val_clips = None
         if args.davis:
             vs = ClipSampler(args.davis, [s for s in holdout if s in list_sequences(args.davis)], n_frames=5,
@@ -91,10 +82,6 @@ def run(args: argparse.Namespace) -> int:
     ckpt = train(args.out, sampler, val_clips, cfg, device=args.device,
                  time_limit=args.hours * 3600 if args.hours else None)
     if args.export:
-        if args.export_base is not None:
-            ckpt = interpolate_checkpoints(args.export_base, ckpt, args.export_alpha,
-                                           args.out / f"interpolated_{args.export_alpha:g}.pt")
-            print(f"interpolated {args.export_base} -> {ckpt} at alpha {args.export_alpha:g}")
         if args.as_ending_network_of is not None:
             path = add_ending_network(args.as_ending_network_of, ckpt, args.export)
             print(f"exported {args.as_ending_network_of} with this run's propagation network for ending objects "

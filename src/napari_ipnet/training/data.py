@@ -101,8 +101,7 @@ class ClipSampler:
 
     def __init__(self, davis_root: Path | None, sequences: list[str], n_frames: int = 3, seed: int = 0,
                  mix=(0.35, 0.25, 0.1, 0.3), nuclei_share: float = 0.7, distractor_prob: float = 0.5,
-                 nuclei_ending: float = 0.0, dim_frames: float = 0.0, ending_flag: bool = False,
-                 flag_persistent: float = 0.15) -> None:
+                 nuclei_ending: float = 0.0, dim_frames: float = 0.0) -> None:
         self.rng = np.random.default_rng(seed)
         self.n = n_frames
         self.data = []
@@ -119,8 +118,6 @@ class ClipSampler:
         self.distractor_prob = float(distractor_prob)
         self.nuclei_ending = float(nuclei_ending)
         self.dim_frames = float(dim_frames)
-        self.ending_flag = bool(ending_flag)
-        self.flag_persistent = float(flag_persistent)
 
     # -- sources ------------------------------------------------------------------
     def _davis_clip(self):
@@ -225,39 +222,17 @@ class ClipSampler:
         others it stays visible. With probability ``dim_frames`` one frame of the clip
         is darkened to 35-70 % (a dim frame of a time-lapse), its mask unchanged: a dim
         object is not a vanished one.
-
-        With ``ending_flag`` a third item says whether the object may end in the clip:
-        True for every nuclei focal series (a share ``nuclei_ending`` of them end) and
-        for a share ``flag_persistent`` of the other clips, whose object persists;
-        objects of unflagged clips never end.
         """
         sources = [self._davis_clip, self._pasted_clip, self._warped_clip, self._cells_clip]
         for _ in range(20):
             which = self.rng.choice(4, p=self.mix)
-            may_end = False
-            if which == 3 and self.ending_flag:
-                f, m, may_end = self._flagged_cells_clip()
-            else:
-                f, m = sources[which]()
+            f, m = sources[which]()
             if m[0].sum() > 64 and (which == 3 or all(mi.sum() > 16 for mi in m)):
                 break
         f = f.astype(np.float32)
         if self.dim_frames and self.rng.random() < self.dim_frames:
             f[int(self.rng.integers(len(f)))] *= self.rng.uniform(0.35, 0.7)
-        if not self.ending_flag:
-            return f, m
-        if not may_end and self.rng.random() < self.flag_persistent:
-            may_end = True  # the flag allows an end, it does not demand one
-        return f, m, may_end
-
-    def _flagged_cells_clip(self):
-        """A cells clip and its ``may_end`` flag: set on every nuclei focal series."""
-        if self.rng.random() < self.nuclei_share:
-            along_z = bool(self.rng.random() < 0.5)
-            f, m = synthetic_nuclei(self.rng, self.n, along_z=along_z, ending=self.nuclei_ending)
-            return f, m, along_z
-        f, m = synthetic_cells(self.rng, self.n)
-        return f, m, False
+        return f, m
 
 
 def synthetic_cells(rng, n_frames: int, size: int | None = None, n_cells: int | None = None):

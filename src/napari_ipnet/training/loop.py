@@ -41,8 +41,6 @@ class TrainConfig:
     val_every: int = 250
     roi_size: int = ROI_SIZE
     decay_steps: int = 0
-    #: train the propagation network's "objects may end" flag (ModelConfig.ending_flag)
-    ending_flag: bool = False
     #: start a new run from this checkpoint's weights (fresh optimizer, step 0)
     init: str | None = None
     #: train the propagation network only (the interaction network stays as loaded)
@@ -97,9 +95,7 @@ def run_episode(model: IPNetModel, clips, rng, rounds: int, device, roi: int = R
                 good_neighbour: float = 0.0):
     """Simulated interactive rounds on a batch of clips.
 
-    A clip is ``(frames, masks)`` or ``(frames, masks, may_end)``; the flag goes to
-    a propagation network trained with it (``ModelConfig.ending_flag``). With
-    ``good_neighbour`` > 0, that share of the clips propagates from the perturbed
+    A clip is ``(frames, masks)``. With ``good_neighbour`` > 0, that share of the clips propagates from the perturbed
     ground truth of the neighbouring frame (:func:`perturb_mask`) instead of the
     model's own mask.
 
@@ -110,9 +106,6 @@ def run_episode(model: IPNetModel, clips, rng, rounds: int, device, roi: int = R
     n = len(clips[0][0])
     rgb = [torch.from_numpy(c[0]).permute(0, 3, 1, 2).contiguous().to(device) for c in clips]
     gts = [c[1] for c in clips]
-    may_end = None
-    if model.config.ending_flag:
-        may_end = torch.tensor([float(c[2]) if len(c) > 2 else 0.0 for c in clips], device=device)
     gt_t = [torch.from_numpy(m.astype(np.float32))[:, None].to(device) for m in gts]
     prev = [np.zeros(m.shape, np.float32) for m in gts]
     annotated: set[int] = set()
@@ -177,7 +170,7 @@ def run_episode(model: IPNetModel, clips, rng, rounds: int, device, roi: int = R
                     box, x, m, t = net_inputs(b, f, [prev[b][f], nb], box)
                     boxes.append(box), xs.append(x), ms.append(m), ts.append(t)
                 x, m, t = torch.cat(xs), torch.cat(ms), torch.cat(ts)
-                out = model.propagation(x, m[:, 0:1], m[:, 1:2], ref, may_end)
+                out = model.propagation(x, m[:, 0:1], m[:, 1:2], ref)
                 total = total + seg_loss(out.logits, out.aux, t)
                 prob = torch.softmax(out.logits.detach().float(), 1)[:, 1:2]
                 for b in range(B):
@@ -219,8 +212,7 @@ def init_model(config: ModelConfig | None = None, imagenet: bool = True) -> IPNe
 def load_initial_weights(model: IPNetModel, checkpoint: Path) -> None:
     """Copy a checkpoint's weights into ``model`` (the start of a fine-tuning run).
 
-    Only parameters the checkpoint's model lacked (the ``ending_bias`` of a model that
-    adds the flag) may be missing; they keep their initial values (zero).
+    The interaction and the (first) propagation network must fit exactly.
     """
     from ..weights import WeightsError, load_checkpoint
 
@@ -232,31 +224,28 @@ def load_initial_weights(model: IPNetModel, checkpoint: Path) -> None:
             missing, unexpected = getattr(model, part).load_state_dict(getattr(source, part).state_dict(), strict=False)
         except RuntimeError as err:  # a shape mismatch
             raise WeightsError(f"{checkpoint} does not fit the {part} network: {err}") from err
-        missing = [k for k in missing if k != "ending_bias"]
         if missing or unexpected:
             raise WeightsError(f"{checkpoint} does not fit the {part} network: missing {missing[:3]}, "
                                f"unexpected {unexpected[:3]}")
 
 
-#: learning-rate factor of the "may end" bias: it starts at zero and must grow to
-#: feature scale within a short fine-tuning run
-ENDING_LR_FACTOR = 20.0
+def _base_lrs(cfg: TrainConfig) -> list[float]:
+    """Base learning rates of the two parameter groups: encoder trunks, the rest."""
+    return [cfg.encoder_lr, cfg.lr]
 
 
-def _base_lrs(cfg: TrainConfig, n_groups: int) -> list[float]:
-    return [cfg.encoder_lr, cfg.lr, cfg.lr * ENDING_LR_FACTOR][:n_groups]
-
-
-def _param_groups(model: IPNetModel, cfg: TrainConfig):
-    enc, rest, ending = [], [], []
+def _param_groups(model: IPNetModel, cfg: TrainConfig) -> list[dict]:
+    """The optimizer's groups: the encoder trunks, and everything else (decoders,
+    fusion, the extra-input convolutions), each at its base learning rate."""
+    enc, rest = [], []
     extra = ("conv1_m", "conv1_p", "conv1_n", "conv1_x")
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
         is_trunk = ".Encoder." in f".{name}" and not any(e in name for e in extra)
-        (ending if name.endswith("ending_bias") else enc if is_trunk else rest).append(p)
-    groups = [{"params": enc}, {"params": rest}] + ([{"params": ending}] if ending else [])
-    for group, lr in zip(groups, _base_lrs(cfg, len(groups))):
+        (enc if is_trunk else rest).append(p)
+    groups = [{"params": enc}, {"params": rest}]
+    for group, lr in zip(groups, _base_lrs(cfg)):
         group["lr"] = lr
     return groups
 
@@ -295,7 +284,7 @@ def train(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
-    model = init_model(ModelConfig(roi_size=cfg.roi_size, ending_flag=cfg.ending_flag)).to(dev)
+    model = init_model(ModelConfig(roi_size=cfg.roi_size)).to(dev)
     ckpt = out_dir / "last.pt"
     if cfg.init and not ckpt.is_file():
         load_initial_weights(model, Path(cfg.init))
@@ -338,7 +327,7 @@ def train(
                 loss, ious = run_episode(model, clips, rng, cfg.rounds, dev, cfg.roi_size, cfg.good_neighbour)
             optimizer.zero_grad(set_to_none=True)
             scale = lr_scale(step, cfg)
-            for group, base in zip(optimizer.param_groups, _base_lrs(cfg, len(optimizer.param_groups))):
+            for group, base in zip(optimizer.param_groups, _base_lrs(cfg)):
                 group["lr"] = base * scale
             if scaler is not None:
                 scaler.scale(loss).backward()
@@ -385,35 +374,6 @@ def validate(model: IPNetModel, clips: list, cfg: TrainConfig, device) -> list[f
     return list(np.mean(per_round, axis=0))
 
 
-def interpolate_checkpoints(base: Path, tuned: Path, alpha: float, out: Path) -> Path:
-    """Write a checkpoint whose weights are ``base + alpha * (tuned - base)``.
-
-    Weight-space interpolation between a model and its fine-tuned descendant (same
-    architecture): ``alpha = 1`` is ``tuned``, ``0`` is ``base``. Fine-tuning on a
-    narrower data mix can cost accuracy on the rest; a point in between often keeps
-    most of both. Step, configs and the like come from ``tuned``; no optimizer state.
-    """
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be within [0, 1], got {alpha}")
-    a = torch.load(base, map_location="cpu", weights_only=True)
-    b = torch.load(tuned, map_location="cpu", weights_only=True)
-    if set(a["model"]) != set(b["model"]):
-        raise ValueError(f"{base} and {tuned} hold different networks: their parameters differ")
-    mixed = {}
-    for k, v in b["model"].items():
-        w = a["model"][k]
-        if w.shape != v.shape:
-            raise ValueError(f"{k}: {tuple(w.shape)} in {base} but {tuple(v.shape)} in {tuned}")
-        mixed[k] = (w.float() + alpha * (v.float() - w.float())).to(v.dtype) if v.is_floating_point() else v
-    state = {k: v for k, v in b.items() if k != "optimizer"}
-    state["model"] = mixed
-    state["interpolation"] = {"base": str(base), "base_step": int(a.get("step", 0)), "alpha": float(alpha)}
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(state, out)
-    return out
-
-
 def export(checkpoint: Path, out: Path, metadata: dict | None = None, fuse_references: bool = True) -> Path:
     """Write the model of a training checkpoint as the bundled safetensors file.
 
@@ -429,8 +389,6 @@ def export(checkpoint: Path, out: Path, metadata: dict | None = None, fuse_refer
         model.config = dataclasses.replace(model.config, roi_size=int(roi))
     model.config = dataclasses.replace(model.config, fuse_references=bool(fuse_references))
     meta = {"step": state["step"], "train_config": json.dumps(state.get("train_config", {}))}
-    if "interpolation" in state:
-        meta["interpolation"] = json.dumps(state["interpolation"])
     meta.update(metadata or {})
     return save_checkpoint(model, out, metadata=meta, half=True)
 
