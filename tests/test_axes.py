@@ -120,13 +120,13 @@ def test_evaluation_cli_auto_uses_the_axis_rule(tmp_path, monkeypatch):
 
 
 def test_headless_demo_uses_the_axis_rule(tmp_path, monkeypatch):
-    from napari_ipnet import demo, session
+    from napari_ipnet import demo_headless, session
 
     frames = np.zeros((4, 16, 16), np.uint16)
     gt = np.zeros((4, 16, 16), np.uint8)
     gt[:, 4:9, 4:9] = 1
-    monkeypatch.setattr(demo, "sample_data", lambda key: (frames, gt, {"axis_labels": ("depth", "y", "x")}))
-    monkeypatch.setattr(demo, "load_weights", lambda *a: (argparse.Namespace(device="cpu"), "stub"))
+    monkeypatch.setattr(demo_headless, "sample_data", lambda key: (frames, gt, {"axis_labels": ("depth", "y", "x")}))
+    monkeypatch.setattr(demo_headless, "load_weights", lambda *a: (argparse.Namespace(device="cpu"), "stub"))
     made = []
 
     class Stop(Exception):
@@ -143,7 +143,7 @@ def test_headless_demo_uses_the_axis_rule(tmp_path, monkeypatch):
     with pytest.raises(Stop):
         run_headless(args)
     assert made == [True]
-    monkeypatch.setattr(demo, "sample_data", lambda key: (frames, gt, {"axis_labels": ("time", "y", "x")}))
+    monkeypatch.setattr(demo_headless, "sample_data", lambda key: (frames, gt, {"axis_labels": ("time", "y", "x")}))
     with pytest.raises(Stop):
         run_headless(args)
     assert made == [True, False]

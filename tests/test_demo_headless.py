@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import tifffile
 from PIL import Image
 
@@ -22,9 +23,50 @@ def test_headless_demo_writes_masks_overlay_and_summary(tmp_path, capsys):
         assert im.size[0] > 300
     summary = json.loads((out / "summary.json").read_text())
     assert summary["sample"] == "nuclei-zstack" and len(summary["rounds"]) == 2
-    # the bundled weights, with objects that may end along z: measured 0.88 after round 1
+    assert summary["objects_may_end"] is True  # the sample's axis is z
+    # the bundled weights, with objects that may end along z: measured 0.94 after round 2
     j = summary["rounds"][-1]["J"]
     assert len(j) == 5 and np.mean(list(j.values())) > 0.75, j
+    # the rounds are the evaluation protocol's: round 1 on the frame with the largest
+    # total foreground (the demo's own loop took the frame where the smallest nucleus is
+    # largest: plane 8), round 2 on the worst other frame of round 1's masks
+    from napari_ipnet.demo_headless import sample_data
+    from napari_ipnet.evaluation.metrics import jaccard
+
+    _, gt, _ = sample_data("nuclei-zstack")
+    area = (gt > 0).reshape(len(gt), -1).sum(1)
+    assert summary["rounds"][0]["frame"] == int(np.argmax(area)) == 7
+    assert summary["rounds"][0]["source"] == "robot" and summary["rounds"][0]["strokes"] > 0
+    assert summary["rounds"][1]["frame"] != 7
+    # the summary's J is that of the masks written
+    for k, v in j.items():
+        assert np.mean(jaccard(gt == int(k), labels == int(k))) == pytest.approx(v, abs=1e-6), k
+    assert summary["J"][-1] == pytest.approx(np.mean(list(j.values())))
+
+
+def test_the_headless_demo_never_imports_the_windowed_demo():
+    """``demo`` imports ``demo_headless`` and not the reverse (nor napari, nor Qt)."""
+    import ast
+    import inspect
+
+    from napari_ipnet import demo_headless
+
+    tree = ast.parse(inspect.getsource(demo_headless))
+    imported = set()  # every module an import statement names, lazy ones included
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            base = "." * node.level + (node.module or "")
+            imported.add(base)
+            if node.module is None:  # from . import x
+                imported.update(base + a.name for a in node.names)
+            elif node.level == 0:  # from package import module
+                imported.update(f"{base}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.Import):
+            imported.update(a.name for a in node.names)
+    for name in imported:
+        assert name not in (".demo", "napari_ipnet.demo"), name
+        assert name.split(".")[0] not in ("napari", "qtpy", "PyQt5", "PyQt6", "PySide2", "PySide6"), name
+    assert ".session" in imported and ".evaluation.protocol" in imported
 
 
 def test_nuclei_zstack_sample_nuclei_end_inside_the_stack():

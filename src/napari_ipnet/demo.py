@@ -6,7 +6,9 @@ labelled, so that the plumbing can still be tried), draws a first positive strok
 the first object of frame 0 and runs the interaction network on it. Press
 Shift+Enter (or "Propagate") to carry it through the sequence.
 
-``--headless OUTDIR`` runs without a window (implemented in ``demo_headless``).
+``--headless OUTDIR`` runs without a window (implemented in ``demo_headless``, which
+also holds the Qt-free parts both modes share: the samples and the weights). The
+import goes one way only: this module imports ``demo_headless``, never the reverse.
 
 This module imports neither napari nor torch at import time (the CLI imports it to
 build its options).
@@ -16,14 +18,16 @@ from __future__ import annotations
 
 import argparse
 
-SAMPLES = ("colour-sequence", "cell-timelapse", "nuclei-zstack")
+from .demo_headless import SAMPLES, load_weights, sample_data
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sample", choices=SAMPLES, default="colour-sequence", help="sample sequence to open")
     parser.add_argument("--weights", default="default",
                         help="'default', 'ipnet-paper' or a checkpoint path (default: %(default)s)")
-    parser.add_argument("--device", default="auto", choices=("auto", "cuda", "mps", "cpu"))
+    parser.add_argument("--device", default="auto", choices=("auto", "cuda", "mps", "cpu"),
+                        help="where the networks run: auto picks CUDA, then Apple MPS, then the CPU "
+                             "(default: %(default)s)")
     parser.add_argument("--propagate", action="store_true", help="also propagate the first scribble")
     parser.add_argument("--headless", metavar="OUTDIR", default=None,
                         help="run without a window and write the results to OUTDIR")
@@ -55,37 +59,6 @@ def first_frame(labels) -> int:
     if (labels[0] == 1).any():
         return 0
     return int(np.argmax((labels == 1).reshape(len(labels), -1).sum(1)))
-
-
-def sample_data(key: str):
-    from . import _sample_data as sd
-
-    if key == "cell-timelapse":
-        frames, labels = sd.make_cell_timelapse()
-        return frames, labels, sd.cell_timelapse()[0][1]
-    if key == "nuclei-zstack":
-        frames, labels = sd.make_nuclei_zstack()
-        return frames, labels, sd.nuclei_zstack()[0][1]
-    frames, labels = sd.make_colour_sequence()
-    return frames, labels, sd.colour_sequence()[0][1]
-
-
-def load_weights(name: str = "default", device: str = "auto"):
-    """(model, label): the requested weights, or random weights with a warning label."""
-    from .weights import WeightsError, load_model
-
-    try:
-        model = load_model(name, device=device)
-        return model, f"{name} weights"
-    except WeightsError as err:
-        import torch
-
-        from .model.networks import build_model
-        from .weights import resolve_device
-
-        torch.manual_seed(0)  # the same random weights on every run
-        model = build_model(name="random").to(resolve_device(device))
-        return model, f"RANDOM weights (untrained: {str(err).split(';')[0][:80]}...)"
 
 
 def open_viewer(sample: str = "colour-sequence", weights: str = "default", device: str = "auto",
@@ -129,7 +102,7 @@ def open_viewer(sample: str = "colour-sequence", weights: str = "default", devic
 
 def run(args: argparse.Namespace) -> int:
     if getattr(args, "headless", None):
-        from .demo_headless import run_headless  # written by the lead; no window
+        from .demo_headless import run_headless  # no window, no napari
 
         return int(run_headless(args) or 0)
     import napari
