@@ -49,12 +49,35 @@ def test_single_source_shipped_in_the_package(manifest):
 
 def test_contributions(manifest):
     c = manifest.contributions
-    assert [w.display_name for w in c.widgets] == ["IPNet interactive segmentation"]
+    assert manifest.display_name == "IPNet"
+    assert [w.display_name for w in c.widgets] == ["Interactive segmentation"]
     assert {s.key for s in c.sample_data} == {"colour-sequence", "cell-timelapse", "nuclei-zstack"}
     (reader,) = c.readers
     assert reader.accepts_directories and {"*.mp4", "*.avi", "*.mov"} <= set(reader.filename_patterns)
-    assert {w.command for w in c.writers} == {"napari-ipnet.write_labels_tiff", "napari-ipnet.write_labels_davis"}
+    assert [w.command for w in c.writers] == ["napari-ipnet.write_labels", "napari-ipnet.write_labels_davis"]
     assert all(w.layer_types == ["labels"] for w in c.writers)
+    # napari adds the first suffix to a name without one: a TIFF stack
+    assert c.writers[0].filename_extensions[0] == ".tif" and ".png" in c.writers[0].filename_extensions
+    assert c.writers[1].filename_extensions == []  # the dialog's filter for a folder
+
+
+def test_one_short_name_in_the_menus_and_the_readme(manifest):
+    """napari titles a plugin's only widget "<widget> (<plugin>)" in the Plugins menu and
+    puts several samples in a submenu named after the plugin: both read sensibly, and
+    the README names them as the menus show them."""
+    napari_plugins = pytest.importorskip("napari.plugins")
+    c = manifest.contributions
+    (widget,) = c.widgets
+    menu_entry = napari_plugins.menu_item_template.format(manifest.display_name, widget.display_name)
+    assert menu_entry == "Interactive segmentation (IPNet)"
+    assert len(c.sample_data) > 1  # a submenu titled with the plugin's display name
+    for sample in c.sample_data:
+        assert not sample.display_name.startswith("IPNet"), "the submenu already says IPNet"
+    readme = (ROOT / "README.md").read_text()
+    assert f"*Plugins > {menu_entry}*" in readme
+    assert f"*File > Open Sample > {manifest.display_name}*" in readme
+    for old in ("IPNet interactive segmentation", "Open Sample > napari-ipnet"):
+        assert old not in readme and old not in (ROOT / "napari.yaml").read_text(), old
 
 
 def test_every_command_resolves(manifest):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from napari_ipnet._reader import VideoFrames, frame_files, napari_get_reader
-from napari_ipnet._writer import davis_palette, write_labels_davis, write_labels_tiff
+from napari_ipnet._writer import davis_palette, labels_target, write_labels, write_labels_davis, write_labels_tiff
 
 
 def _moving_frames(n=6, h=64, w=80):
@@ -249,6 +249,79 @@ def test_davis_png_round_trip_is_palette_indexed(tmp_path):
     (data, meta, kind), = napari_get_reader(folder)(folder)
     assert kind == "labels"
     np.testing.assert_array_equal(np.asarray(data), labels)
+
+
+def test_the_path_chooses_the_format(tmp_path):
+    """A folder or .png: DAVIS PNGs; .tif / .tiff: TIFF; no suffix: TIFF with .tif added."""
+    (tmp_path / "there").mkdir()
+    cases = {
+        "x": ("tiff", "x.tif"),
+        "x.tif": ("tiff", "x.tif"),
+        "x.TIFF": ("tiff", "x.TIFF"),
+        "x.ome.tif": ("tiff", "x.ome.tif"),
+        "run.v2": ("tiff", "run.v2.tif"),
+        "x.png": ("davis", "x"),
+        "x.PNG": ("davis", "x"),
+        "out/": ("davis", "out"),
+        "out/.tif": ("davis", "out"),  # napari added its suffix to "out/"
+        "there": ("davis", "there"),  # an existing folder
+    }
+    for given, (kind, name) in cases.items():
+        assert labels_target(str(tmp_path / given) if given != "out/" else str(tmp_path) + "/out/") == (
+            kind, tmp_path / name
+        ), given
+
+
+def _read_back(path):
+    (data, _, kind), = napari_get_reader(path)(path)
+    assert kind == "labels", path
+    return np.asarray(data)
+
+
+def test_write_labels_picks_the_writer_from_the_path(tmp_path):
+    labels = np.zeros((3, 16, 20), np.uint8)
+    labels[1, 4:8, 4:9] = 2
+    (tif,) = write_labels(str(tmp_path / "plain"), labels, {})
+    assert tif == str(tmp_path / "plain.tif") and (tmp_path / "plain.tif").is_file()
+    assert not (tmp_path / "plain").exists()
+    np.testing.assert_array_equal(_read_back(tif), labels)
+    (tiff,) = write_labels(str(tmp_path / "upper.TIFF"), labels, {})
+    assert tiff == str(tmp_path / "upper.TIFF")
+    np.testing.assert_array_equal(_read_back(tiff), labels)
+    (folder,) = write_labels(str(tmp_path / "masks.png"), labels, {})
+    assert folder == str(tmp_path / "masks")
+    assert sorted(p.name for p in (tmp_path / "masks").iterdir()) == ["00000.png", "00001.png", "00002.png"]
+    np.testing.assert_array_equal(_read_back(folder), labels)
+    (tmp_path / "existing").mkdir()
+    assert write_labels(str(tmp_path / "existing"), labels, {}) == [str(tmp_path / "existing")]
+    np.testing.assert_array_equal(_read_back(str(tmp_path / "existing")), labels)
+
+
+def test_layers_save_with_the_plugin_follows_the_path(tmp_path):
+    """``viewer.layers.save(path, plugin="napari-ipnet")``, as napari routes it."""
+    napari = pytest.importorskip("napari")
+    import warnings
+
+    import npe2
+
+    from napari.plugins.io import save_layers
+
+    npe2.PluginManager.instance().discover()
+    labels = np.zeros((3, 16, 20), np.uint8)
+    labels[2, 3:9, 5:11] = 1
+    layer = napari.layers.Labels(labels)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # napari warns when no writer fits or nothing was written
+        assert save_layers(str(tmp_path / "plain"), [layer], plugin="napari-ipnet") == [str(tmp_path / "plain.tif")]
+        assert save_layers(str(tmp_path / "b.tiff"), [layer], plugin="napari-ipnet") == [str(tmp_path / "b.tiff")]
+        assert save_layers(str(tmp_path / "m.png"), [layer], plugin="napari-ipnet") == [str(tmp_path / "m")]
+        assert save_layers(str(tmp_path) + "/dir/", [layer], plugin="napari-ipnet") == [str(tmp_path / "dir")]
+    np.testing.assert_array_equal(_read_back(str(tmp_path / "plain.tif")), labels)
+    np.testing.assert_array_equal(_read_back(str(tmp_path / "b.tiff")), labels)
+    for folder in ("m", "dir"):
+        assert sorted(p.name for p in (tmp_path / folder).iterdir()) == ["00000.png", "00001.png", "00002.png"]
+        np.testing.assert_array_equal(_read_back(str(tmp_path / folder)), labels)
+    assert not (tmp_path / "dir" / ".tif").exists()
 
 
 def test_davis_writer_refuses_what_png_cannot_hold(tmp_path):

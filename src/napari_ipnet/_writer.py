@@ -1,5 +1,9 @@
 """Writers for Labels layers: a TIFF stack, or DAVIS-style indexed PNGs.
 
+- ``write_labels``: the plugin's writer (``viewer.layers.save(path, plugin="napari-ipnet")``),
+  which picks the format from the path (:func:`labels_target`): a folder or a ``.png``
+  name gives DAVIS PNGs, ``.tif`` / ``.tiff`` a TIFF stack, a name without a suffix a
+  TIFF stack with ``.tif`` added.
 - ``write_labels_tiff``: the whole label array in one (zlib-compressed) TIFF file,
   marked as labels so that the plugin's reader opens it as a Labels layer again.
 - ``write_labels_davis``: a folder with one palette PNG per frame, ``00000.png``,
@@ -85,6 +89,73 @@ def write_labels_tiff(path: str, data, meta: dict) -> list[str]:
     out.parent.mkdir(parents=True, exist_ok=True)
     tifffile.imwrite(out, arr, compression="zlib", photometric="minisblack", metadata={"axes": _axes(arr.ndim), LABELS_KEY: "labels"})
     return [str(out)]
+
+
+#: the suffixes of a TIFF stack; ``TIFF_SUFFIXES[0]`` is added to a name without one
+TIFF_SUFFIXES = (".tif", ".tiff")
+#: the suffix that asks for DAVIS PNGs (written as a folder of the name without it)
+PNG_SUFFIX = ".png"
+
+
+def labels_target(path: str | os.PathLike) -> tuple[str, Path]:
+    """The format and the path that :func:`write_labels` writes for ``path``.
+
+    - a folder (an existing directory, or a path that ends with a separator):
+      ``("davis", folder)``, one PNG per frame in it;
+    - ``NAME.png``: ``("davis", NAME)``, the folder of PNGs named without the suffix;
+    - ``NAME.tif`` / ``NAME.tiff`` (any case): ``("tiff", path)``;
+    - any other name: ``("tiff", path + ".tif")``.
+
+    napari adds the plugin's first suffix (``.tif``) to a name that has none before
+    calling the writer, so a folder path ``"out/"`` arrives as ``"out/.tif"``: a bare
+    ``.tif`` file name counts as the folder it was added to.
+
+    Parameters
+    ----------
+    path:
+        The path the user asked for.
+
+    Returns
+    -------
+    tuple
+        ``("tiff" | "davis", path to write)``.
+    """
+    text = os.fspath(path)
+    seps = tuple(s for s in (os.sep, os.altsep, "/") if s)
+    target = Path(text)
+    if text.endswith(seps) or target.is_dir():
+        return "davis", target
+    if target.name.lower() == TIFF_SUFFIXES[0]:  # "folder/" + the suffix napari added
+        return "davis", target.parent
+    suffix = target.suffix.lower()
+    if suffix == PNG_SUFFIX:
+        return "davis", target.with_suffix("")
+    if suffix in TIFF_SUFFIXES:
+        return "tiff", target
+    return "tiff", target.with_name(target.name + TIFF_SUFFIXES[0])
+
+
+def write_labels(path: str, data, meta: dict) -> list[str]:
+    """npe2 single-layer writer: labels -> a TIFF stack or DAVIS PNGs, chosen from ``path``.
+
+    Parameters
+    ----------
+    path:
+        Where to write; :func:`labels_target` says what each kind of path gives.
+    data:
+        The Labels layer's data (integers or booleans >= 0).
+    meta:
+        The layer's metadata (unused).
+
+    Returns
+    -------
+    list of str
+        The file (TIFF) or the folder (PNGs) written.
+    """
+    kind, target = labels_target(path)
+    if kind == "davis":
+        return write_labels_davis(str(target), data, meta)
+    return write_labels_tiff(str(target), data, meta)
 
 
 def _axes(ndim: int) -> str:

@@ -29,7 +29,7 @@ def _propagate(qtbot, widget):
 
 def test_widget_docks_with_manifest_command(make_napari_viewer):
     viewer = make_napari_viewer()
-    dock, widget = viewer.window.add_plugin_dock_widget("napari-ipnet", "IPNet interactive segmentation")
+    dock, widget = viewer.window.add_plugin_dock_widget("napari-ipnet", "Interactive segmentation")
     assert isinstance(widget, IPNetWidget)
     assert widget.image_layer is None
     assert "Alt+1" in widget.toolTip() and "Shift+Enter" in widget.toolTip()
