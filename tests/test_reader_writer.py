@@ -303,7 +303,6 @@ def test_layers_save_with_the_plugin_follows_the_path(tmp_path):
     import warnings
 
     import npe2
-
     from napari.plugins.io import save_layers
 
     npe2.PluginManager.instance().discover()

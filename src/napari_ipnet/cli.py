@@ -17,10 +17,17 @@ COMMANDS = {
     "fetch-weights": ("napari_ipnet.fetch", "download the original IPNet weights (non-commercial licence)"),
 }
 
+#: the top-level help's description (plain text: argparse prints it as it is)
+DESCRIPTION = (
+    "Interactive video object segmentation (IPNet) from the command line: the demo, "
+    "the DAVIS interactive evaluation, training, and the original weights' download. "
+    "Run 'napari-ipnet COMMAND --help' for a command's options."
+)
+
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser; only the module of ``command`` (if given) is imported for its options."""
-    parser = argparse.ArgumentParser(prog="napari-ipnet", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="napari-ipnet", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)

@@ -5,16 +5,36 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def plot_summary(summary: dict, path: str | Path, metric: str = "J") -> Path:
-    """Write a two-panel PNG: ``metric`` per round (each unit, and overall, with the J
-    of the corrected frame before and right after each interaction) and the overall
-    ``metric``-versus-time curve with the 60 s mark, AUC and value at 60 s. An oracle
-    summary (``evaluate --oracle``) gets a bar chart of its three J per unit instead."""
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def mean_label(summary: dict) -> str:
+    """Legend of the overall curve: what its mean is taken over.
+
+    The overall score of a round is the mean over every object of every unit
+    (:func:`~napari_ipnet.evaluation.protocol.summarize`), so the label counts objects,
+    and units (DAVIS sequences, TIFF stacks) where there are several.
+    """
+    seqs = summary["sequences"]
+    n_objects = summary["overall"].get("n_objects", sum(len(s["objects"]) for s in seqs.values()))
+    text = f"mean over {_plural(n_objects, 'object')}"
+    return text if len(seqs) == 1 else f"{text} of {_plural(len(seqs), 'sequence')}"
+
+
+def summary_figure(summary: dict, metric: str = "J"):
+    """The figure :func:`plot_summary` writes (a matplotlib ``Figure``, Agg canvas).
+
+    Two panels: ``metric`` per round (each unit in grey, the overall mean in colour,
+    with the J of the corrected frame before and right after each interaction) and the
+    overall ``metric``-versus-time curve with the 60 s mark, AUC and value at 60 s. An
+    oracle summary (``evaluate --oracle``) gets a bar chart of its three J per unit.
+    """
     # a bare Figure renders PNG with Agg and leaves pyplot's backend (napari's Qt) alone
     from matplotlib.figure import Figure
 
     if "oracle" in summary:
-        return _plot_oracle(summary, path)
+        return _oracle_figure(summary)
 
     label = {"J": "J", "JF": "J&F", "F": "F"}.get(metric, metric)
     fig = Figure(figsize=(11, 4.2), dpi=100)
@@ -22,9 +42,10 @@ def plot_summary(summary: dict, path: str | Path, metric: str = "J") -> Path:
     overall = summary["overall"]
     rounds = list(range(1, len(overall[metric]) + 1))
     seqs = summary["sequences"]
-    for name, s in seqs.items():
-        ax1.plot(rounds, s[metric], color="0.6", lw=0.8, alpha=0.8, label=None)
-    ax1.plot(rounds, overall[metric], color="C0", lw=2.2, marker="o", label=f"mean ({len(seqs)} units)")
+    for i, s in enumerate(seqs.values()):
+        each = "each sequence" if i == 0 and len(seqs) > 1 else None
+        ax1.plot(rounds, s[metric], color="0.6", lw=0.8, alpha=0.8, label=each)
+    ax1.plot(rounds, overall[metric], color="C0", lw=2.2, marker="o", label=mean_label(summary))
     if metric == "J" and "frame_J_after" in overall:
         for key, style, text in (("frame_J_before", "v--", "corrected frame, before"),
                                  ("frame_J_after", "^--", "corrected frame, after interaction")):
@@ -55,13 +76,34 @@ def plot_summary(summary: dict, path: str | Path, metric: str = "J") -> Path:
     ax2.set_xlim(0, max(curve["time"][-1], 1e-9))
     ax2.grid(alpha=0.3)
     fig.tight_layout()
+    return fig
+
+
+def plot_summary(summary: dict, path: str | Path, metric: str = "J") -> Path:
+    """Write :func:`summary_figure` of an evaluation summary as a PNG.
+
+    Parameters
+    ----------
+    summary:
+        What ``evaluate`` writes (``run_protocol`` or ``run_oracle``).
+    path:
+        The PNG file (its folder is made).
+    metric:
+        ``"J"``, ``"F"`` or ``"JF"``.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    fig = summary_figure(summary, metric)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png")
     return path
 
 
-def _plot_oracle(summary: dict, path: str | Path) -> Path:
+def _oracle_figure(summary: dict):
     from matplotlib.figure import Figure
 
     rows = summary["oracle"]
@@ -82,7 +124,4 @@ def _plot_oracle(summary: dict, path: str | Path) -> Path:
     ax.legend(loc="lower right", fontsize=8)
     ax.set_title(f"oracle scribbles (margin {summary['protocol'].get('margin')} px)")
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png")
-    return path
+    return fig

@@ -11,18 +11,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--davis", type=Path, default=None, help="DAVIS-layout folder (JPEGImages/480p, Annotations/480p)")
     parser.add_argument("--holdout", default=None, help="comma-separated sequences kept out of training (validation)")
     parser.add_argument("--out", type=Path, default=Path("runs/default"), help="run folder (checkpoints, log.csv)")
-    parser.add_argument("--steps", type=int, default=20000)
-    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=20000,
+                        help="train up to this step (a resumed run counts on from its checkpoint; default: %(default)s)")
+    parser.add_argument("--batch", type=int, default=4, help="clips per training step (default: %(default)s)")
     parser.add_argument("--frames", type=int, default=3, help="frames per training clip")
     parser.add_argument("--rounds", type=int, default=2, help="simulated interaction rounds per clip")
-    parser.add_argument("--lr", type=float, default=2e-4)
+    parser.add_argument("--lr", type=float, default=2e-4,
+                        help="learning rate of the decoders, the fusion and the extra-input convolutions; the "
+                             "encoder trunks get half of it (default: %(default)g)")
     parser.add_argument("--decay-steps", type=int, default=0,
                         help="decay the learning rate linearly to a tenth over the last N of --steps")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the weights' initialisation, the clips and the simulated user; the same "
+                             "seed and thread count repeat a run to the bit (default: %(default)s)")
+    parser.add_argument("--device", default="auto",
+                        help="auto (CUDA, then Apple MPS, then the CPU), cuda, cuda:N, mps or cpu; CUDA trains "
+                             "with mixed precision (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     parser.add_argument("--hours", type=float, default=None, help="stop (with a checkpoint) after this many hours")
-    parser.add_argument("--val-every", type=int, default=250)
+    parser.add_argument("--val-every", type=int, default=250, metavar="N",
+                        help="with --davis: validate every N steps and at the end (mean IoU per round on held-out "
+                             "DAVIS clips and synthetic cells and nuclei, in log.csv; default: %(default)s)")
     parser.add_argument("--roi", type=int, default=256, help="ROI size (the exported model runs at this size)")
     parser.add_argument("--export", type=Path, default=None, help="write the final model as safetensors here")
     parser.add_argument("--nuclei-ending", type=float, default=0.0,
