@@ -194,6 +194,7 @@ class UndoStep:
     undone: bool = False
     what: str = ""  # "the strokes on frame 3 and their mask", for the status line
     strokes: list = field(default_factory=list)  # an interaction's strokes (undone with it)
+    round_after: Round | None = None  # the session's open round right after the write
 
 
 class Failure:
@@ -729,6 +730,7 @@ class AnnotationController:
         self.worker = None
         self.job = None
         self._prune_records()
+        self.confidence_changed.emit()
         self.pump()
         self._update_busy()
 
@@ -793,7 +795,6 @@ class AnnotationController:
             )
         self._report_refused(job, out)
         self.interaction_done.emit(job.frame)
-        self.confidence_changed.emit()
 
     def _report_refused(self, job: Job, out) -> None:
         """Status and a warning: the output layer kept labels where the session has its objects."""
@@ -980,8 +981,8 @@ class AnnotationController:
         elapsed = time.perf_counter() - (self._t_first_frame or time.perf_counter())
         left = elapsed / self._done * (job.total - self._done) if self._done else float("nan")
         self.live_confidence = conf
-        self.frame_done.emit(t)
         self.progress.emit(self._done, job.total, left)
+        self.frame_done.emit(t)
         self.confidence_changed.emit()
 
     def _propagation_finished(self, job: PropagateJob) -> None:
@@ -1064,9 +1065,13 @@ class AnnotationController:
         item = last_undo_item(layer) if n_pixels else None
         if item is None or job.before is None or job.record is None:
             return  # nothing in the layer's history: the engine change merges into the next step
+        rnd = job.record.round
+        round_after = Round(rnd.frame, rnd.before, [list(s) for s in rnd.steps]) if rnd is not None else None
+        if job.record.session.pending_frame is None:
+            round_after = None  # the round is closed
         self.undo_steps.append(
             UndoStep(weakref.ref(layer), item[0], item[-1], job.record, job.before,
-                     job.record.session.snapshot(), what=what, strokes=list(strokes))
+                     job.record.session.snapshot(), what=what, strokes=list(strokes), round_after=round_after)
         )
         self._install_history_hooks(layer)
 
@@ -1132,13 +1137,17 @@ class AnnotationController:
         came: set[int] = set()
         for rec in changed:
             steps = [s for s in keep if s.record is rec]
-            first_undone = next((s for s in steps if s.undone), None)
+            first = next((i for i, s in enumerate(steps) if s.undone), None)
             ids_before = set(rec.session.object_ids)
-            restore(rec.session, first_undone.before if first_undone is not None else steps[-1].after)
+            restore(rec.session, steps[first].before if first is not None else steps[-1].after)
             ids_after = set(rec.session.object_ids)
             gone |= ids_before - ids_after
             came |= ids_after - ids_before
-            rec.round = None  # which strokes made the open round is no longer known
+            # the open round's strokes as they were after the last step still done (so a
+            # stroke redone can be deleted again); unknown when that step is not ours
+            last_done = steps[first - 1] if first else (steps[-1] if first is None else None)
+            r = last_done.round_after if last_done is not None else None
+            rec.round = Round(r.frame, r.before, [list(x) for x in r.steps]) if r is not None else None
             rec.empty.clear()  # where objects are empty is no longer known either
         if not changed:
             return

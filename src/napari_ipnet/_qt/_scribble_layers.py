@@ -435,3 +435,21 @@ class ScribbleLayers:
             if layer is not None and STROKE_FEATURE in layer.features:
                 out.setdefault(layer, set()).add(int(st.stroke_id))
         return out
+
+    def recolor(self, object_id: int, color) -> None:
+        """Draw the positive strokes of ``object_id`` already in the layers in ``color``."""
+        rgba = np.asarray(color, float)[:4]
+        for layer in list(self.viewer.layers):
+            role = layer.metadata.get(ROLE_KEY) if id(layer) in self._links else None
+            if role not in ("scribbles", "clicks") or not len(layer.data) or "object_id" not in layer.features:
+                continue
+            obj = np.asarray(layer.features["object_id"])
+            pos = np.asarray(layer.features["positive"], bool) if "positive" in layer.features else True
+            idx = np.flatnonzero((obj == object_id) & pos)
+            if not idx.size:
+                continue
+            names = ("edge_color",) if role == "scribbles" else ("face_color", "border_color")
+            for name in names:
+                colors = np.array(getattr(layer, name), float)
+                colors[idx] = rgba
+                setattr(layer, name, colors)

@@ -34,7 +34,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..annotation import MAX_OBJECTS, STROKE_FEATURE, AnnotationController, remove_history_hooks
-from ._colors import object_color
+from ._colors import LOW_CONTRAST, contrast, label_colormap_with, most_contrasting, object_color
 from ._confidence import ConfidenceStrip
 from ._model_panel import DEVICE_CHOICES, MODEL_CHOICES, THREADS_ENV, ModelPanel, cpu_threads_for_gui
 from ._object_list import ObjectList
@@ -53,6 +53,7 @@ __all__ = [
     "cpu_threads_for_gui", "shortcut_help",
 ]
 
+COLORS_KEY = "napari_ipnet_colors"  # output layer metadata: object -> RGBA chosen for its first mask
 _EMPTY_MARK = "  [empty: "  # object list: frames where the object has no mask
 
 #: (napari key, Qt key sequence, action, description). None of these clashes with
@@ -235,7 +236,7 @@ class IPNetWidget(QWidget):
         c.message.connect(self._show_message)
         c.job_failed.connect(show_job_error)
         c.objects_changed.connect(self._refresh_objects)
-        c.interaction_done.connect(self.interaction_done.emit)
+        c.interaction_done.connect(self._interaction_done)
         c.propagation_started.connect(self._propagation_started)
         c.frame_done.connect(self._frame_done)
         c.progress.connect(self._show_progress)
@@ -413,6 +414,42 @@ class IPNetWidget(QWidget):
         self.scribbles.apply_stroke_style()
         self._update_confidence()
 
+    def _interaction_done(self, frame: int) -> None:
+        self._fit_object_colors(frame)
+        self.interaction_done.emit(frame)
+
+    def _fit_object_colors(self, frame: int) -> None:
+        """Give an object whose first mask hardly shows on the image a colour that stands out.
+
+        Once per object, on its first mask, in output layers the widget made (a layer
+        the user chose keeps its colours): when the object's colour is too close to the
+        mean colour the image shows under the mask, the palette colour with the largest
+        contrast there (and not shown by another object) replaces it. The strokes and
+        the object list follow the layer's colours.
+        """
+        rec, out = self.controller.active, self.output_layer
+        if rec is None or out is None or out.metadata.get(ROLE_KEY) != "output":
+            return
+        placed = out.metadata.setdefault(COLORS_KEY, {})
+        region = np.asarray(out.data[rec.spec.index(frame)])
+        changed = False
+        for k in rec.session.object_ids:
+            mask = region == k
+            if k in placed or not mask.any():
+                continue
+            shown = _shown_color(rec.layer, np.asarray(rec.frames[frame])[mask])
+            color = self._object_color(k)
+            if shown is not None and contrast(color[:3], shown) < LOW_CONTRAST:
+                others = {int(j) for j in self.controller.objects if j != k}
+                color = object_color(most_contrasting(shown, exclude=others))
+                changed = True
+            placed[int(k)] = np.asarray(color, float).tolist()
+        if changed:
+            out.colormap = label_colormap_with(placed)
+            for k, color in placed.items():
+                self.scribbles.recolor(k, color)
+            self._refresh_objects()
+
     objects = property(lambda self: dict(self.controller.objects), doc="Object id (label value) -> name.")
     current_object = property(lambda self: self.controller.current, doc="The selected object.")
 
@@ -514,9 +551,9 @@ class IPNetWidget(QWidget):
         self._update_buttons()
 
     def _frame_done(self, t: int) -> None:
-        if self._pbar is not None:
-            self._pbar.update(1)
         self.frame_done.emit(t)
+        if self._pbar is not None:  # last: its update may let the queued end of the job run
+            self._pbar.update(1)
 
     def _show_progress(self, done: int, total: int, left: float) -> None:
         tail = f", about {left:.0f} s left" if math.isfinite(left) and done < total else ""
@@ -596,6 +633,18 @@ class IPNetWidget(QWidget):
         """Forget every object IPNet manages; other labels of the output layer are kept."""
         if self.controller.reset_all():
             self.scribbles.clear_strokes(None)
+
+
+def _shown_color(image, values: np.ndarray) -> np.ndarray | None:
+    """The mean colour (sRGB in [0, 1]) ``image`` shows for its pixel ``values`` ((n,) or (n, C))."""
+    if values.size == 0:
+        return None
+    lo, hi = (float(v) for v in image.contrast_limits)
+    mean = (values.reshape(len(values), -1).mean(axis=0) - lo) / max(hi - lo, 1e-12)
+    mean = np.clip(mean, 0.0, 1.0)
+    if mean.size >= 3:
+        return mean[:3]
+    return np.asarray(image.colormap.map(np.asarray([mean[0]], float)), float).reshape(-1)[:3]
 
 
 #: the panels' controls and methods, as the widget's own attributes (``w.axis_combo``, ``w.set_axis``)
