@@ -200,3 +200,16 @@ def test_next_frame_to_check_finds_the_corrupted_frame_with_the_bundled_model():
     conf = ctrl.session.frame_confidence()
     assert int(np.argmin(conf[1:])) + 1 == 7, conf
     assert ctrl.next_frame_to_check() == 7
+
+
+def test_the_controller_imports_neither_qt_nor_napari():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, napari_ipnet.annotation\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in {'napari', 'qtpy', 'PyQt5', 'PyQt6', 'PySide2', 'PySide6', 'superqt'})\n"
+        "print(bad); sys.exit(1 if bad else 0)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr

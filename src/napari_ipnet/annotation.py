@@ -173,6 +173,8 @@ class PropagateJob(Job):
 class WithdrawJob(Job):
     """Segment an open round's frame again without the strokes deleted from it."""
 
+    removed: list = field(default_factory=list)  # the strokes taken back
+
     what = "taking back a stroke"
 
 
@@ -195,6 +197,7 @@ class UndoStep:
     what: str = ""  # "the strokes on frame 3 and their mask", for the status line
     strokes: list = field(default_factory=list)  # an interaction's strokes (undone with it)
     round_after: Round | None = None  # the session's open round right after the write
+    draws: bool = True  # the step drew ``strokes`` (an interaction); False: it deleted them
 
 
 class Failure:
@@ -780,7 +783,8 @@ class AnnotationController:
             what = f"the {'stroke' if len(job.strokes) == 1 else 'strokes'} on frame {job.frame} and {'its' if len(job.strokes) == 1 else 'their'} mask"
             self.remember_step(out, n, job, what, [st for st in job.strokes if st.layer is not None])
         else:
-            self.remember_step(out, n, job, f"the stroke deletion on frame {job.frame}")
+            removed = getattr(job, "removed", [])
+            self.remember_step(out, n, job, f"the stroke deletion on frame {job.frame}", removed, draws=False)
         ids = [k for k, _pos, _neg in getattr(job, "items", [])] or list(managed)
         empty = empty_objects(labels, ids)
         job.record.note_empty(job.frame, ids, empty)
@@ -859,6 +863,7 @@ class AnnotationController:
             rec.round = None
             self._say("info", STROKE_STAYS)
             return
+        job.removed = [st for st in rnd.strokes if not st.present()]
         steps = [[st for st in step if st.present()] for step in rnd.steps]
         steps = [step for step in steps if step]
         n_kept = sum(len(step) for step in steps)
@@ -1060,7 +1065,7 @@ class AnnotationController:
         out.undo()  # hooked: the sessions follow (see sync_engine)
         self.sync_engine(out, "undo")  # no-op when the hook already did it
 
-    def remember_step(self, layer, n_pixels: int, job: Job, what: str = "", strokes=()) -> None:
+    def remember_step(self, layer, n_pixels: int, job: Job, what: str = "", strokes=(), draws: bool = True) -> None:
         """Record the history item just written by ``job``, with the engine states around it."""
         item = last_undo_item(layer) if n_pixels else None
         if item is None or job.before is None or job.record is None:
@@ -1071,7 +1076,8 @@ class AnnotationController:
             round_after = None  # the round is closed
         self.undo_steps.append(
             UndoStep(weakref.ref(layer), item[0], item[-1], job.record, job.before,
-                     job.record.session.snapshot(), what=what, strokes=list(strokes), round_after=round_after)
+                     job.record.session.snapshot(), what=what, strokes=list(strokes), round_after=round_after,
+                     draws=draws)
         )
         self._install_history_hooks(layer)
 
@@ -1151,8 +1157,9 @@ class AnnotationController:
             rec.empty.clear()  # where objects are empty is no longer known either
         if not changed:
             return
-        undone_strokes = [st for s in flipped if s.undone for st in s.strokes]
-        redone_strokes = [st for s in flipped if not s.undone for st in s.strokes]
+        # strokes an undone step drew, or a redone step deleted, leave their layer; the others come back
+        undone_strokes = [st for s in flipped if s.undone == s.draws for st in s.strokes]
+        redone_strokes = [st for s in flipped if s.undone != s.draws for st in s.strokes]
         if undone_strokes:
             self.strokes_undone.emit(undone_strokes)
         if redone_strokes:

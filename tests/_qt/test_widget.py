@@ -381,16 +381,20 @@ def test_deleting_a_stroke_takes_its_effect_back_until_propagated(make_widget, t
     np.testing.assert_array_equal(w.session.label_frame(2), only_first)
     assert w.session.pending_frame == 2
     assert "strokes left" in w.status_label.text()
-    out.undo()  # taking a stroke back is one undo step, engine included
+    out.undo()  # taking a stroke back is one undo step, engine and stroke included
     np.testing.assert_array_equal(out.data[2], both)
     np.testing.assert_array_equal(w.session.label_frame(2), both)
+    assert len(shapes.data) == 2, "undoing the deletion draws the stroke again"
     out.redo()
     np.testing.assert_array_equal(w.session.label_frame(2), only_first)
+    assert len(shapes.data) == 1
     assert not [n for n in notes if n[0] == "error"]
-    # after undo / redo the round's strokes are no longer known: the last one stays, and says so
+    # after undo / redo the round's strokes are still known: deleting the last one takes
+    # the round back (nothing to say "stays" about)
     _delete_strokes(qtbot, w, shapes, [0])
-    np.testing.assert_array_equal(out.data[2], only_first)
-    assert any("effect stays" in n[1] for n in notes)
+    assert not out.data[2].any() and w.session.pending_frame is None
+    assert "back to before this round" in w.status_label.text()
+    assert not any("effect stays" in n[1] for n in notes)
 
 
 def test_deleting_a_stroke_while_the_network_runs_on_it(make_widget, tiny_rgb, qtbot, notes):

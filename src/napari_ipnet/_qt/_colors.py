@@ -146,3 +146,15 @@ def label_colormap_with(colors: dict[int, np.ndarray]):
     for k, rgba in colors.items():
         palette[(int(k) - 1) % N_COLORS + 1] = np.asarray(rgba, np.float32)[:4]
     return CyclicLabelColormap(colors=palette, name="napari-ipnet objects")
+
+
+def shown_color(image, values: np.ndarray) -> np.ndarray | None:
+    """The mean colour (sRGB in [0, 1]) ``image`` shows for its pixel ``values`` ((n,) or (n, C))."""
+    if values.size == 0:
+        return None
+    lo, hi = (float(v) for v in image.contrast_limits)
+    mean = (values.reshape(len(values), -1).mean(axis=0) - lo) / max(hi - lo, 1e-12)
+    mean = np.clip(mean, 0.0, 1.0)
+    if mean.size >= 3:
+        return mean[:3]
+    return np.asarray(image.colormap.map(np.asarray([mean[0]], float)), float).reshape(-1)[:3]

@@ -21,24 +21,35 @@ import numpy as np
 from napari.layers import Image
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import Qt, QTimer, Signal
-from qtpy.QtGui import QColor, QIcon, QKeySequence, QPixmap, QShortcut
+from qtpy.QtGui import QKeySequence, QShortcut
 from qtpy.QtWidgets import (
     QCheckBox,
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QListWidgetItem,
     QPushButton,
     QVBoxLayout,
     QWidget,
 )
 
 from ..annotation import MAX_OBJECTS, STROKE_FEATURE, AnnotationController, remove_history_hooks
-from ._colors import LOW_CONTRAST, contrast, label_colormap_with, most_contrasting, object_color
+from ._colors import (
+    LOW_CONTRAST,
+    contrast,
+    label_colormap_with,
+    most_contrasting,
+    object_color,
+    shown_color,
+)
 from ._confidence import ConfidenceStrip
-from ._model_panel import DEVICE_CHOICES, MODEL_CHOICES, THREADS_ENV, ModelPanel, cpu_threads_for_gui
+from ._model_panel import (
+    DEVICE_CHOICES,
+    MODEL_CHOICES,
+    THREADS_ENV,
+    ModelPanel,
+    cpu_threads_for_gui,
+)
 from ._object_list import ObjectList
-from ._results import frame_ranges, frames_text
 from ._scribble_layers import NEGATIVE_COLOR, ScribbleLayers
 from ._sequence_panel import AXIS_KEY, ENDING_TOOLTIP, ROLE_KEY, SOURCE_KEY, SequencePanel
 from ._strokes import NEGATIVE_LABEL
@@ -48,13 +59,23 @@ if TYPE_CHECKING:  # pragma: no cover
     import napari
 
 __all__ = [
-    "AXIS_KEY", "DEVICE_CHOICES", "ENDING_TOOLTIP", "IPNetWidget", "MAX_OBJECTS", "MODEL_CHOICES",
-    "NEGATIVE_COLOR", "ROLE_KEY", "SHORTCUTS", "SOURCE_KEY", "STROKE_FEATURE", "THREADS_ENV",
-    "cpu_threads_for_gui", "shortcut_help",
+    "AXIS_KEY",
+    "DEVICE_CHOICES",
+    "ENDING_TOOLTIP",
+    "MAX_OBJECTS",
+    "MODEL_CHOICES",
+    "NEGATIVE_COLOR",
+    "ROLE_KEY",
+    "SHORTCUTS",
+    "SOURCE_KEY",
+    "STROKE_FEATURE",
+    "THREADS_ENV",
+    "IPNetWidget",
+    "cpu_threads_for_gui",
+    "shortcut_help",
 ]
 
 COLORS_KEY = "napari_ipnet_colors"  # output layer metadata: object -> RGBA chosen for its first mask
-_EMPTY_MARK = "  [empty: "  # object list: frames where the object has no mask
 
 #: (napari key, Qt key sequence, action, description). None of these clashes with
 #: napari's default viewer or layer shortcuts (napari 0.9: plain digits switch layer
@@ -390,27 +411,7 @@ class IPNetWidget(QWidget):
 
     def _refresh_objects(self) -> None:
         c = self.controller
-        self.object_list.blockSignals(True)
-        self.object_list.clear()
-        empty = c.empty_frames()
-        for k in sorted(c.objects):
-            text = f"{k}: {c.objects[k]}"
-            if empty.get(k):
-                text += f"{_EMPTY_MARK}{frame_ranges(empty[k])}]"
-            item = QListWidgetItem(text)
-            if empty.get(k):
-                item.setToolTip(f"Object {k} has no mask on {frames_text(empty[k])} after the last "
-                                "interaction or propagation there: scribble it on one of them.")
-            item.setData(Qt.ItemDataRole.UserRole, k)
-            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsEditable)
-            pix = QPixmap(12, 12)
-            pix.fill(QColor.fromRgbF(*[float(x) for x in self._object_color(k)[:3]]))
-            item.setIcon(QIcon(pix))
-            self.object_list.addItem(item)
-            if k == c.current:
-                self.object_list.setCurrentItem(item)
-        self.object_list.blockSignals(False)
-        self.object_list.updateGeometry()  # its size hint follows the objects (see ObjectList)
+        self.object_list.show_objects(c.objects, c.current, c.empty_frames(), self._object_color)
         self.scribbles.apply_stroke_style()
         self._update_confidence()
 
@@ -437,7 +438,7 @@ class IPNetWidget(QWidget):
             mask = region == k
             if k in placed or not mask.any():
                 continue
-            shown = _shown_color(rec.layer, np.asarray(rec.frames[frame])[mask])
+            shown = shown_color(rec.layer, np.asarray(rec.frames[frame])[mask])
             color = self._object_color(k)
             if shown is not None and contrast(color[:3], shown) < LOW_CONTRAST:
                 others = {int(j) for j in self.controller.objects if j != k}
@@ -472,13 +473,9 @@ class IPNetWidget(QWidget):
             self.scribbles.apply_stroke_style()
 
     def _on_object_renamed(self, item) -> None:
-        k = int(item.data(Qt.ItemDataRole.UserRole))
-        text = item.text()
-        name = text[len(f"{k}: "):] if text.startswith(f"{k}: ") else text
-        if _EMPTY_MARK in name:  # the "[empty: ...]" mark is not part of the name
-            name = name[: name.index(_EMPTY_MARK)]
-        if name.strip() and name != self.controller.objects.get(k):
-            self.rename_object(k, name.strip())
+        k, name = ObjectList.name_in(item)
+        if name and name != self.controller.objects.get(k):
+            self.rename_object(k, name)
 
     def set_negative(self, negative: bool) -> None:
         """Draw negative (background) strokes from now on, or positive ones."""
@@ -633,18 +630,6 @@ class IPNetWidget(QWidget):
         """Forget every object IPNet manages; other labels of the output layer are kept."""
         if self.controller.reset_all():
             self.scribbles.clear_strokes(None)
-
-
-def _shown_color(image, values: np.ndarray) -> np.ndarray | None:
-    """The mean colour (sRGB in [0, 1]) ``image`` shows for its pixel ``values`` ((n,) or (n, C))."""
-    if values.size == 0:
-        return None
-    lo, hi = (float(v) for v in image.contrast_limits)
-    mean = (values.reshape(len(values), -1).mean(axis=0) - lo) / max(hi - lo, 1e-12)
-    mean = np.clip(mean, 0.0, 1.0)
-    if mean.size >= 3:
-        return mean[:3]
-    return np.asarray(image.colormap.map(np.asarray([mean[0]], float)), float).reshape(-1)[:3]
 
 
 #: the panels' controls and methods, as the widget's own attributes (``w.axis_combo``, ``w.set_axis``)
