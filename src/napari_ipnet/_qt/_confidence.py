@@ -8,7 +8,7 @@ on a cell asks to show that frame.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 from qtpy.QtCore import QRectF, QSize, Qt, Signal
@@ -109,3 +109,85 @@ class ConfidenceStrip(QWidget):
                 painter.drawRect(QRectF(self._current * w, 0, max(1.0, w - 1), self.height() - 1))
         finally:
             painter.end()
+
+
+class FrameNavigator:
+    """Keeps the strip in step with the active session, and moves the viewer to frames.
+
+    Parameters
+    ----------
+    viewer
+        The napari viewer (its dims are moved).
+    controller
+        The :class:`~napari_ipnet.annotation.AnnotationController` (active session,
+        confidence, the choice of the next frame, the status line).
+    panel
+        The sequence panel (where the viewer stands in a layer's data).
+    strip
+        The :class:`ConfidenceStrip` to paint.
+    color_of
+        ``color_of(object_id) -> RGBA``.
+    """
+
+    def __init__(self, viewer, controller, panel, strip: ConfidenceStrip, color_of: Callable[[int], object]) -> None:
+        self.viewer = viewer
+        self.controller = controller
+        self.panel = panel
+        self.strip = strip
+        self.color_of = color_of
+        self._annotated: set[int] = set()  # read from the session while no job runs
+
+    def update(self) -> None:
+        """Repaint the strip from the active session (live values while propagating)."""
+        c = self.controller
+        session = c.session
+        if session is None or not session.object_ids:
+            self.strip.set_rows([])
+            return
+        if c.worker is None:
+            self._annotated = set(session.annotated_frames())
+        rows = []
+        for k in session.object_ids:
+            conf = c.frame_confidence(k)
+            if conf is not None:
+                rows.append((k, self.color_of(k), conf))
+        if rows or c.worker is None:
+            self.strip.set_rows(rows, self._annotated, self.current_frame())
+
+    def current_frame(self) -> int | None:
+        """The frame of the active session's sequence the viewer shows (None: no session)."""
+        rec = self.controller.active
+        if rec is None or not self.controller.has_layer(rec.layer):
+            return None
+        pos = self.panel._viewer_position(rec.layer)
+        return int(np.clip(round(float(pos[rec.spec.axis])), 0, rec.frames.shape[0] - 1))
+
+    def show_current(self, *_args) -> None:
+        """Outline the frame the viewer shows."""
+        self.strip.set_current(self.current_frame())
+
+    def show_frame(self, frame: int) -> None:
+        """Move the viewer to ``frame`` of the active session's sequence."""
+        rec = self.controller.active
+        if rec is None or not self.controller.has_layer(rec.layer):
+            return
+        layer = rec.layer
+        point = np.asarray(self.panel._viewer_position(layer), float)
+        point[rec.spec.axis] = frame
+        world = np.asarray(layer.data_to_world(point), float)
+        offset = self.viewer.dims.ndim - world.size
+        self.viewer.dims.set_point(offset + rec.spec.axis, world[rec.spec.axis])
+
+    def next_frame(self) -> int | None:
+        """Show the least confident frame not yet annotated, and say so; returns it (None: none)."""
+        c = self.controller
+        frame = c.next_frame_to_check(self.current_frame())
+        if frame is None:
+            c.set_status("Nothing to check: scribble on a frame and propagate first."
+                         if c.session is None else "Every frame is annotated.")
+            return None
+        self.show_frame(frame)
+        conf = c.frame_confidence()
+        sure = f" (confidence {float(conf[frame]):.2f})" if conf is not None else ""
+        c.set_status(f"Frame {frame} is the least sure{sure}: check it, and scribble a correction there.")
+        return frame

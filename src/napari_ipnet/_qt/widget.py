@@ -41,7 +41,7 @@ from ._colors import (
     object_color,
     shown_color,
 )
-from ._confidence import ConfidenceStrip
+from ._confidence import ConfidenceStrip, FrameNavigator
 from ._model_panel import (
     DEVICE_CHOICES,
     MODEL_CHOICES,
@@ -135,7 +135,6 @@ class IPNetWidget(QWidget):
         self._bound_keys: list[tuple] = []
         self._pbar = None
         self._view_fitted = False  # the view is reset once, when the docked widget first shows
-        self._annotated: set[int] = set()  # the strip's annotated frames (read while idle)
         ctrl = self.controller = AnnotationController(
             has_layer=lambda layer: any(layer is x for x in viewer.layers), runner=napari_runner,
         )
@@ -185,6 +184,9 @@ class IPNetWidget(QWidget):
                                     "Alt+1..Alt+9 or a click; double-click to rename.")
         v.addWidget(self.object_list)
         self.confidence_strip = ConfidenceStrip()
+        self.navigator = FrameNavigator(
+            self.viewer, self.controller, self.sequence_panel, self.confidence_strip, self._object_color
+        )
         v.addWidget(self.confidence_strip)
         row = QHBoxLayout()
         self.add_btn = _button("Add", f"Add an object [{keys['add_object']}]")
@@ -329,7 +331,7 @@ class IPNetWidget(QWidget):
         self._connect(ev.removed, self._on_layer_removed)
         self._connect(ev.moved, panel._refresh_layers)
         self._connect(self.viewer.dims.events.current_step, panel._update_sequence_label)
-        self._connect(self.viewer.dims.events.current_step, self._show_current_frame)
+        self._connect(self.viewer.dims.events.current_step, self.navigator.show_current)
         self._connect(self.viewer.dims.events.axis_labels, panel._on_axis_labels_changed)
         for layer in self.viewer.layers:
             self._watch_layer(layer)
@@ -564,56 +566,16 @@ class IPNetWidget(QWidget):
         self.propagation_finished.emit(frames, cancelled)
 
     # ================================================================== confidence
-    def _update_confidence(self) -> None:
-        c = self.controller
-        session = c.session
-        if session is None or not session.object_ids:
-            self.confidence_strip.set_rows([])
-            return
-        if c.worker is None:
-            self._annotated = set(session.annotated_frames())
-        rows = []
-        for k in session.object_ids:
-            conf = c.frame_confidence(k)
-            if conf is not None:
-                rows.append((k, self._object_color(k), conf))
-        if rows or c.worker is None:
-            self.confidence_strip.set_rows(rows, self._annotated, self._current_frame())
-
-    def _current_frame(self) -> int | None:
-        rec = self.controller.active
-        if rec is None or not self.controller.has_layer(rec.layer):
-            return None
-        pos = self.sequence_panel._viewer_position(rec.layer)
-        return int(np.clip(round(float(pos[rec.spec.axis])), 0, rec.frames.shape[0] - 1))
-
-    def _show_current_frame(self, *_args) -> None:
-        self.confidence_strip.set_current(self._current_frame())
+    def _update_confidence(self, *_args) -> None:
+        self.navigator.update()
 
     def show_frame(self, frame: int) -> None:
         """Move the viewer to ``frame`` of the active session's sequence."""
-        rec = self.controller.active
-        if rec is None or not self.controller.has_layer(rec.layer):
-            return
-        layer = rec.layer
-        point = np.asarray(self.sequence_panel._viewer_position(layer), float)
-        point[rec.spec.axis] = frame
-        world = np.asarray(layer.data_to_world(point), float)
-        offset = self.viewer.dims.ndim - world.size
-        self.viewer.dims.set_point(offset + rec.spec.axis, world[rec.spec.axis])
+        self.navigator.show_frame(frame)
 
     def next_frame_to_check(self) -> int | None:
         """Show the least confident frame not yet annotated; returns it (None: none)."""
-        frame = self.controller.next_frame_to_check(self._current_frame())
-        if frame is None:
-            self.status_label.setText("Nothing to check: scribble on a frame and propagate first."
-                                      if self.controller.session is None else "Every frame is annotated.")
-            return None
-        self.show_frame(frame)
-        conf = self.controller.frame_confidence()
-        sure = f" (confidence {float(conf[frame]):.2f})" if conf is not None else ""
-        self.status_label.setText(f"Frame {frame} is the least sure{sure}: check it, and scribble a correction there.")
-        return frame
+        return self.navigator.next_frame()
 
     # ================================================================== undo / reset
     def undo(self) -> None:
