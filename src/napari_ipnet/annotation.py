@@ -785,7 +785,7 @@ class AnnotationController:
         else:
             removed = getattr(job, "removed", [])
             self.remember_step(out, n, job, f"the stroke deletion on frame {job.frame}", removed, draws=False)
-        ids = [k for k, _pos, _neg in getattr(job, "items", [])] or list(managed)
+        ids = [k for k, _pos, _neg in getattr(job, "items", [])]  # a withdrawal: none
         empty = empty_objects(labels, ids)
         job.record.note_empty(job.frame, ids, empty)
         self.objects_changed.emit()
