@@ -102,7 +102,7 @@ def test_cancel_halfway_keeps_a_consistent_state(make_widget, tiny_rgb, qtbot, h
             elif how == "progress bar":
                 w._pbar.cancel()  # what the Cancel button of napari's progress bar does
             else:
-                w._worker.quit()  # what cancelling the task in napari's activity dock does
+                w.controller.worker.quit()  # what cancelling the task in napari's activity dock does
 
     w.frame_done.connect(cancel_at_2)
     frames, cancelled = _propagate(qtbot, w)
@@ -381,16 +381,20 @@ def test_deleting_a_stroke_takes_its_effect_back_until_propagated(make_widget, t
     np.testing.assert_array_equal(w.session.label_frame(2), only_first)
     assert w.session.pending_frame == 2
     assert "strokes left" in w.status_label.text()
-    out.undo()  # taking a stroke back is one undo step, engine included
+    out.undo()  # taking a stroke back is one undo step, engine and stroke included
     np.testing.assert_array_equal(out.data[2], both)
     np.testing.assert_array_equal(w.session.label_frame(2), both)
+    assert len(shapes.data) == 2, "undoing the deletion draws the stroke again"
     out.redo()
     np.testing.assert_array_equal(w.session.label_frame(2), only_first)
+    assert len(shapes.data) == 1
     assert not [n for n in notes if n[0] == "error"]
-    # after undo / redo the round's strokes are no longer known: the last one stays, and says so
+    # after undo / redo the round's strokes are still known: deleting the last one takes
+    # the round back (nothing to say "stays" about)
     _delete_strokes(qtbot, w, shapes, [0])
-    np.testing.assert_array_equal(out.data[2], only_first)
-    assert any("effect stays" in n[1] for n in notes)
+    assert not out.data[2].any() and w.session.pending_frame is None
+    assert "back to before this round" in w.status_label.text()
+    assert not any("effect stays" in n[1] for n in notes)
 
 
 def test_deleting_a_stroke_while_the_network_runs_on_it(make_widget, tiny_rgb, qtbot, notes):
@@ -478,7 +482,7 @@ def test_z_axis_of_a_4d_stack(make_widget, qtbot):
     w.scribble_layer()
     assert w.scribble_layer().ndim == 4
     _scribble(qtbot, w, frame=2, lead=(1, 2))
-    rec = w._active
+    rec = w.controller.active
     assert rec.spec.axis == 1 and rec.spec.fixed == ((0, 1),)
     assert rec.frames.shape == (5, 48, 64)
     np.testing.assert_array_equal(rec.frames[3], stack[1, 3])
@@ -491,7 +495,7 @@ def test_z_axis_of_a_4d_stack(make_widget, qtbot):
     np.testing.assert_array_equal(out.data[1], w.session.labels)
     # scribbling at another time point starts another session, along z again
     _scribble(qtbot, w, frame=0, lead=(2, 0))
-    assert w._active.spec.fixed == ((0, 2),) and len(w.sessions) == 2
+    assert w.controller.active.spec.fixed == ((0, 2),) and len(w.sessions) == 2
 
 
 def test_time_axis_of_a_4d_stack_fixes_z(make_widget, qtbot):
@@ -499,7 +503,7 @@ def test_time_axis_of_a_4d_stack_fixes_z(make_widget, qtbot):
     viewer, w, image = make_widget(stack)
     w.set_axis(0)
     _scribble(qtbot, w, frame=1, lead=(1, 2), y=20, x0=5, x1=30)
-    assert w._active.spec.fixed == ((1, 2),)
+    assert w.controller.active.spec.fixed == ((1, 2),)
     assert w.output_layer.data[1, 2].any() and not w.output_layer.data[1, 0].any()
 
 
@@ -664,7 +668,7 @@ def test_rgb_channel_choice(make_widget, tiny_rgb, qtbot, channel):
     assert w.channel_combo.count() == 4  # colour, R, G, B
     w.set_channel(channel)
     _scribble(qtbot, w, frame=0)
-    frames = w._active.frames
+    frames = w.controller.active.frames
     expected = tiny_rgb[5] if channel is None else tiny_rgb[5, ..., channel]
     np.testing.assert_array_equal(frames[5], expected)
 
@@ -708,7 +712,7 @@ def test_load_a_checkpoint_file(make_widget, tiny_rgb, qtbot, lite_model, tmp_pa
     viewer, w, image = make_widget(tiny_rgb, model=False)
     w.device_combo.setCurrentText("cpu")
     w.model_combo.setCurrentIndex(w.model_combo.findData("file"))
-    assert w.model is None and w._model_source == str(ckpt)
+    assert w.model is None and w.model_panel.model_source == str(ckpt)
     w.load_btn.click()
     wait_idle(qtbot, w)
     assert w.model is not None and str(w.model.device) == "cpu"
@@ -838,7 +842,7 @@ def test_device_change_waits_for_the_running_job(make_widget, tiny_rgb, qtbot, s
     moves = []
 
     def to(device):
-        moves.append((torch.device(device), w._worker is None))
+        moves.append((torch.device(device), w.controller.worker is None))
         model.device = torch.device(device)
         return model
 
@@ -940,7 +944,7 @@ def test_empty_results_are_reported(make_widget, tiny_rgb, qtbot, stub_model, no
     assert sorted(frames_done) == [0, 2, 3, 4, 5]
     out = w.output_layer
     assert not (out.data[4:] == 1).any() and (out.data[:4] == 1).any()
-    assert "object 1 empty on frames 4-5" in w.status_label.text()
+    assert "Object 1 empty on frames 4-5" in w.status_label.text()  # sentences start with a capital
     assert any(sev == "warning" and "after propagating, object 1 empty on frames 4-5" in msg for sev, msg in notes)
     assert lst.item(0).text() == "1: object 1  [empty: 4-5]"
     assert lst.item(1).text() == "2: cell  [empty: 1]"  # not on frame 1 at the start: not followed
@@ -952,5 +956,5 @@ def test_empty_results_are_reported(make_widget, tiny_rgb, qtbot, stub_model, no
     _scribble(qtbot, w, frame=4, y=30, x0=30, x1=50)
     assert (out.data[4] == 1).any() and lst.item(0).text() == "1: nucleus  [empty: 5]"
     w.reset_object(1)
-    assert w._active.empty == {2: {1}}
+    assert w.controller.active.empty == {2: {1}}
     assert [lst.item(i).text() for i in range(lst.count())] == ["2: cell  [empty: 1]"]

@@ -244,7 +244,7 @@ def test_empty_objects_and_frame_ranges():
 def test_worker_warnings_are_logged_once_per_place(caplog, monkeypatch):
     import logging
 
-    from napari_ipnet._qt import widget
+    from napari_ipnet._qt import _workers as widget  # the widget's napari workers
 
     monkeypatch.setattr(widget, "_LOGGED_WARNINGS", set())
     args = (UserWarning("slow path"), UserWarning, "/x/torch/nn.py", 12, None, None)

@@ -94,3 +94,67 @@ def label_colormap():
     from napari.utils.colormaps import CyclicLabelColormap
 
     return CyclicLabelColormap(colors=np.array(_palette()), name="napari-ipnet objects")
+
+
+#: OKLab distance under which an object's colour is hard to see on the image under it
+LOW_CONTRAST = 0.3
+_OKLAB_FROM_LMS = np.array([
+    [0.2104542553, 0.7936177850, -0.0040720468],
+    [1.9779984951, -2.4285922050, 0.4505937099],
+    [0.0259040371, 0.7827717662, -0.8086757660],
+])
+_LMS_FROM_LINEAR_RGB = np.array([
+    [0.4122214708, 0.5363325363, 0.0514459929],
+    [0.2119034982, 0.6806995253, 0.1073969766],
+    [0.0883024619, 0.2817188376, 0.6299787005],
+])
+
+
+def to_oklab(rgb) -> np.ndarray:
+    """OKLab of sRGB colours in [0, 1] (shape (..., 3))."""
+    x = np.clip(np.asarray(rgb, float)[..., :3], 0.0, 1.0)
+    linear = np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+    lms = np.cbrt(linear @ _LMS_FROM_LINEAR_RGB.T)
+    return lms @ _OKLAB_FROM_LMS.T
+
+
+def contrast(a, b) -> float:
+    """How far apart two sRGB colours in [0, 1] look: their OKLab distance (0 .. about 1)."""
+    return float(np.linalg.norm(to_oklab(a) - to_oklab(b)))
+
+
+def most_contrasting(background, exclude=(), candidates: int = 32) -> int:
+    """The palette entry (object colour ``k`` >= 1) that stands out most on ``background``.
+
+    ``background`` is an sRGB colour in [0, 1] (the mean colour of the image under an
+    object); palette entries in ``exclude`` (colours other objects show) are skipped.
+    """
+    palette = _palette()
+    skip = {int(k) for k in exclude}
+    best = max(
+        (k for k in range(1, candidates + 1) if k not in skip),
+        key=lambda k: contrast(palette[k, :3], background),
+    )
+    return int(best)
+
+
+def label_colormap_with(colors: dict[int, np.ndarray]):
+    """:func:`label_colormap` with the colours of some objects replaced (``{k: RGBA}``)."""
+    from napari.utils.colormaps import CyclicLabelColormap
+
+    palette = np.array(_palette())
+    for k, rgba in colors.items():
+        palette[(int(k) - 1) % N_COLORS + 1] = np.asarray(rgba, np.float32)[:4]
+    return CyclicLabelColormap(colors=palette, name="napari-ipnet objects")
+
+
+def shown_color(image, values: np.ndarray) -> np.ndarray | None:
+    """The mean colour (sRGB in [0, 1]) ``image`` shows for its pixel ``values`` ((n,) or (n, C))."""
+    if values.size == 0:
+        return None
+    lo, hi = (float(v) for v in image.contrast_limits)
+    mean = (values.reshape(len(values), -1).mean(axis=0) - lo) / max(hi - lo, 1e-12)
+    mean = np.clip(mean, 0.0, 1.0)
+    if mean.size >= 3:
+        return mean[:3]
+    return np.asarray(image.colormap.map(np.asarray([mean[0]], float)), float).reshape(-1)[:3]
