@@ -233,7 +233,7 @@ class IPNetWidget(QWidget):
         help_label.setToolTip(shortcut_help())
         lay.addWidget(help_label)
         lay.addStretch(1)
-        self.setToolTip("IPNet interactive segmentation\n" + shortcut_help())
+        self.setToolTip("Interactive segmentation (IPNet)\n" + shortcut_help())
 
         self.sequence_panel.output_changed.connect(self._refresh_objects)
         self.negative_check.toggled.connect(self.set_negative)
