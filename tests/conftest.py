@@ -112,12 +112,14 @@ def stub_model(monkeypatch):
     """Factory: ``stub_model(interaction=..., propagation=...)``.
 
     Tests with stub networks check the engine's plumbing against the stubs' exact
-    outputs, so their sessions keep the networks' output unrefined (the scribble
-    refinement has tests of its own, tests/test_refine.py).
+    outputs, so their sessions keep the networks' output unrefined and uncalibrated
+    (the scribble refinement and the propagation's calibration have tests of their
+    own, tests/test_refine.py and tests/test_calibration.py).
     """
     from napari_ipnet.session import Session
 
     monkeypatch.setattr(Session, "default_refine", None)
+    monkeypatch.setattr(Session, "calibrate_propagation", False)
     return StubModel
 
 

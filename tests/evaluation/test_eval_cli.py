@@ -78,10 +78,10 @@ def test_cli_reference_fusion_override(root, tmp_path):
 def test_cli_refine_switch_and_oracle(root, tmp_path):
     out = tmp_path / "s.json"
     rc = cli.main(["evaluate", str(root), "--model", "random", "--device", "cpu", "--rounds", "2",
-                   "--refine", "off", "--no-f", "--out", str(out), "--quiet"])
+                   "--refine", "off", "--calibrate", "off", "--no-f", "--out", str(out), "--quiet"])
     assert rc == 0
     s = json.loads(out.read_text())
-    assert s["protocol"]["refine"] is False
+    assert s["protocol"]["refine"] is False and s["protocol"]["calibrate"] is False
     rounds = s["sequences"]["tiny"]["rounds"]
     assert all(r["frame_J_after"] is not None for r in rounds) and rounds[0]["frame_J_before"] == 0.0
     out, png = tmp_path / "o.json", tmp_path / "o.png"
@@ -90,6 +90,7 @@ def test_cli_refine_switch_and_oracle(root, tmp_path):
     assert rc == 0
     o = json.loads(out.read_text())
     assert o["protocol"]["mode"] == "oracle" and o["protocol"]["margin"] == 2 and o["protocol"]["refine"] is True
+    assert o["protocol"]["calibrate"] is True
     unit = o["oracle"]["tiny"]
     assert unit["frame"] == 2 and 0 <= unit["J_frame"] <= 1 and 0 <= unit["J_propagated"] <= 1
     assert png.stat().st_size > 1000

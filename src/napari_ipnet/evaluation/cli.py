@@ -60,6 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "first-round reference (off); default: what the model's config says")
     m.add_argument("--refine", choices=("on", "off"), default="on",
                    help="refine each interaction with the strokes as constraints (Session refine; default on)")
+    m.add_argument("--calibrate", choices=("on", "off"), default="on",
+                   help="calibrate the propagation on each round's annotated frame (Session calibrate; "
+                        "default on)")
     m.add_argument("--objects-may-end", choices=("auto", "on", "off"), default="auto",
                    help="let objects end inside the sequence (Session objects_may_end); auto: on for "
                         "--axis z of a TIFF stack, off otherwise. Used by models made for it (the bundled one)")
@@ -112,7 +115,8 @@ def _model_factory(args):
         model.config = dataclasses.replace(model.config, fuse_references=args.reference_fusion == "on")
     may_end = objects_may_end(args)
     refine = getattr(args, "refine", "on") == "on"
-    return (lambda frames: Session(frames, model, objects_may_end=may_end, refine=refine)), model
+    calibrate = getattr(args, "calibrate", "on") == "on"
+    return (lambda frames: Session(frames, model, objects_may_end=may_end, refine=refine, calibrate=calibrate)), model
 
 
 def objects_may_end(args) -> bool:
@@ -169,6 +173,7 @@ def run(args) -> int:
             settings.update(model=str(getattr(model, "name", args.model)), device=str(model.device),
                             encoder=model.config.encoder, fuse_references=model.config.fuse_references,
                             objects_may_end=objects_may_end(args), refine=args.refine == "on",
+                            calibrate=args.calibrate == "on",
                             model_uses_objects_may_end=model.uses_objects_may_end)
             if args.threads:
                 settings["threads"] = int(args.threads)
