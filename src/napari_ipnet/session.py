@@ -647,8 +647,7 @@ class Session:
         # a round fixes its settings when it starts: the network does not change mid-round
         net = self._propagation_net()
         fused = {k: self._fused_reference(self._objects[k], net) for k in ids}
-        bias = self._calibration(net, t, ids, fused) if self.calibrate_propagation else {}
-        return self._propagate(t, ids, fused, bias, self._restores, net)
+        return self._propagate(t, ids, fused, self.calibrate_propagation, self._restores, net)
 
     def _calibration(self, net, t: int, ids: list[int], fused: dict) -> dict[int, float]:
         """The logit offset of each object in its first round (:func:`~napari_ipnet.calibration.fit_logit_bias`).
@@ -691,8 +690,11 @@ class Session:
             return (net or self._propagation_net()).SEFA(state.reference, state.fused_reference)
 
     def _propagate(
-        self, t: int, ids: list[int], fused: dict, bias: dict, restores: int, net
+        self, t: int, ids: list[int], fused: dict, calibrate: bool, restores: int, net
     ) -> Generator[int, None, None]:
+        # in the generator, so that propagate() itself returns at once (a GUI calls it
+        # on its main thread); a failure here leaves the round open
+        bias = self._calibration(net, t, ids, fused) if calibrate else {}
         try:
             bounds = {k: self._bounds(k, t) for k in ids}
             for direction in (+1, -1):
