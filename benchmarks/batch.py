@@ -1,0 +1,123 @@
+"""Throughput of ``napari-ipnet batch`` with 1 and 2 workers on a LocalCluster.
+
+Makes ``--stacks`` session files (the synthetic cell time-lapse, ``--frames`` frames of
+``--size``, one round per stack with the bundled weights, images saved as
+uncompressed TIFFs that the workers memory-map), then replays them all with 1 worker
+and with 2 workers (processes, ``--threads`` torch threads each). The workers load the
+model before the clock starts (a warm cluster), so the figure is the replay and
+writing throughput; the cluster start-up is printed apart. Each configuration runs
+``--repeats`` times into fresh output folders; the median time is used. Prints the
+stacks per minute, the ratio, and the peak resident memory of each worker process.
+
+    python benchmarks/batch.py [--stacks 8] [--frames 16] [--size 128x160] [--repeats 3] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def make_sessions(root: Path, n: int, frames: int, height: int, width: int) -> list[Path]:
+    """``n`` session files on TIFF stacks, one propagated round each."""
+    import tifffile
+    import torch
+
+    from napari_ipnet._sample_data import make_cell_timelapse
+    from napari_ipnet.session import Session
+    from napari_ipnet.session_file import image_source
+    from napari_ipnet.weights import load_model
+
+    torch.set_num_threads(1)
+    model = load_model("default", device="cpu")
+    paths = []
+    for i in range(n):
+        img, gt = make_cell_timelapse(n_frames=frames, height=height, width=width, seed=i)
+        tif = root / f"img{i}.tif"
+        tifffile.imwrite(tif, img)  # uncompressed: memory-mapped by the workers
+        s = Session(img, model)
+        mid = frames // 2
+        ids = [int(k) for k in np.unique(gt[mid]) if k][:2]
+        s.interact_many(mid, {k: gt[mid] == k for k in ids})
+        for _ in s.propagate():
+            pass
+        paths.append(s.save(root / f"stack{i}.ipnet", source=image_source(tif)))
+    return paths
+
+
+def _warm() -> int:
+    from napari_ipnet import batch
+
+    batch._model("default", "cpu")
+    return os.getpid()
+
+
+def measure(paths: list[Path], workers: int, threads: int, repeats: int, root: Path) -> dict:
+    from distributed import Client, LocalCluster
+
+    from napari_ipnet.batch import run_batch
+
+    t0 = time.perf_counter()
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0")
+    client = Client(cluster)
+    try:
+        client.run(_warm)
+        startup = time.perf_counter() - t0
+        times, peaks = [], {}
+        for r in range(repeats):
+            out = root / f"out_w{workers}_r{r}"
+            t = time.perf_counter()
+            results = run_batch(paths, out, client=client, threads_per_worker=threads, model="default",
+                                log=lambda s: None)
+            times.append(time.perf_counter() - t)
+            bad = [x for x in results if x["status"] != "done"]
+            if bad:
+                raise RuntimeError(f"{len(bad)} stacks failed: {bad[0].get('error')}")
+            for x in results:
+                peaks[x["pid"]] = max(peaks.get(x["pid"], 0), x["peak_rss"])
+        return {"workers": workers, "startup": startup, "times": times, "median": statistics.median(times),
+                "peaks": peaks}
+    finally:
+        client.close()
+        cluster.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--stacks", type=int, default=8)
+    p.add_argument("--frames", type=int, default=16)
+    p.add_argument("--size", default="128x160", help="HxW")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=1, help="torch threads per worker")
+    p.add_argument("--workers", default="1,2")
+    args = p.parse_args(argv)
+    h, w = (int(v) for v in args.size.lower().split("x"))
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        t = time.perf_counter()
+        paths = make_sessions(root, args.stacks, args.frames, h, w)
+        print(f"{args.stacks} sessions of {args.frames}x{h}x{w} made in {time.perf_counter() - t:.1f} s; "
+              f"{os.cpu_count()} CPUs; {args.threads} torch thread(s) per worker")
+        rows = [measure(paths, int(n), args.threads, args.repeats, root) for n in args.workers.split(",")]
+    print(f"{'workers':>7} {'start (s)':>9} {'median (s)':>10} {'runs (s)':>22} {'stacks/min':>10} "
+          f"{'peak RSS/worker (MiB)':>22}")
+    for r in rows:
+        runs = " ".join(f"{x:.1f}" for x in r["times"])
+        peaks = " ".join(f"{v / 2**20:.0f}" for v in r["peaks"].values())
+        print(f"{r['workers']:>7} {r['startup']:>9.1f} {r['median']:>10.2f} {runs:>22} "
+              f"{60 * args.stacks / r['median']:>10.1f} {peaks:>22}")
+    if len(rows) > 1:
+        print(f"throughput ratio {rows[-1]['workers']} vs {rows[0]['workers']} workers: "
+              f"{rows[0]['median'] / rows[-1]['median']:.2f}x (median of {args.repeats})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
