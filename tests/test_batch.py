@@ -9,10 +9,10 @@ import pytest
 
 pytest.importorskip("distributed")
 
-from napari_ipnet import batch  # noqa: E402
-from napari_ipnet.labels_zarr import read_labels_zarr  # noqa: E402
-from napari_ipnet.session import Session  # noqa: E402
-from napari_ipnet.session_file import image_source  # noqa: E402
+from napari_ipnet import batch
+from napari_ipnet.labels_zarr import read_labels_zarr
+from napari_ipnet.session import Session
+from napari_ipnet.session_file import image_source
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -167,7 +166,7 @@ def _saved(tmp_path, stub_model, small_frames, name="s.ipnet"):
 
 
 def test_damaged_files_are_refused_clearly(tmp_path, stub_model, small_frames):
-    s, model, path = _saved(tmp_path, stub_model, small_frames)
+    _, model, path = _saved(tmp_path, stub_model, small_frames)
     data = path.read_bytes()
     half = tmp_path / "half.ipnet"
     half.write_bytes(data[: len(data) // 2])

@@ -30,7 +30,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .batch import _axis_name, write_labels
-    from .session_file import SessionFileError, SessionMismatchWarning, load_session, open_source, read_session
+    from .session_file import (
+        SessionFileError,
+        SessionMismatchWarning,
+        load_session,
+        open_source,
+        read_session,
+    )
     from .weights import load_model
 
     path = Path(args.session)

@@ -285,7 +285,7 @@ def open_source(source: Mapping) -> Any:
     p = Path(source["path"])
     try:
         arr = open_image(p)
-    except Exception as err:  # noqa: BLE001 - any reader error: say which file
+    except Exception as err:
         raise SessionFileError(f"cannot reopen the session's image {p}: {err}; pass the frames") from err
     axis = int(source.get("axis", 0))
     take = {int(a): int(i) for a, i in (source.get("take") or {}).items()}
