@@ -7,7 +7,9 @@ and with 2 workers (processes, ``--threads`` torch threads each). The workers lo
 model before the clock starts (a warm cluster), so the figure is the replay and
 writing throughput; the cluster start-up is printed apart. Each configuration runs
 ``--repeats`` times into fresh output folders; the median time is used. Prints the
-stacks per minute, the ratio, and the peak resident memory of each worker process.
+stacks per minute, the ratio, the CPU seconds per stack (user + system, in the worker:
+unlike the wall time, not inflated by other programs on the machine) and the peak
+resident memory of each worker process.
 
     python benchmarks/batch.py [--stacks 8] [--frames 16] [--size 128x160] [--repeats 3] [--threads 1]
 """
@@ -70,7 +72,7 @@ def measure(paths: list[Path], workers: int, threads: int, repeats: int, root: P
     try:
         client.run(_warm)
         startup = time.perf_counter() - t0
-        times, peaks = [], {}
+        times, peaks, cpu = [], {}, []
         for r in range(repeats):
             out = root / f"out_w{workers}_r{r}"
             t = time.perf_counter()
@@ -82,8 +84,9 @@ def measure(paths: list[Path], workers: int, threads: int, repeats: int, root: P
                 raise RuntimeError(f"{len(bad)} stacks failed: {bad[0].get('error')}")
             for x in results:
                 peaks[x["pid"]] = max(peaks.get(x["pid"], 0), x["peak_rss"])
+            cpu.append(sum(x["cpu_seconds"] for x in results) / len(results))
         return {"workers": workers, "startup": startup, "times": times, "median": statistics.median(times),
-                "peaks": peaks}
+                "peaks": peaks, "cpu": statistics.median(cpu)}
     finally:
         client.close()
         cluster.close()
@@ -107,12 +110,12 @@ def main(argv: list[str] | None = None) -> int:
               f"{os.cpu_count()} CPUs; {args.threads} torch thread(s) per worker")
         rows = [measure(paths, int(n), args.threads, args.repeats, root) for n in args.workers.split(",")]
     print(f"{'workers':>7} {'start (s)':>9} {'median (s)':>10} {'runs (s)':>22} {'stacks/min':>10} "
-          f"{'peak RSS/worker (MiB)':>22}")
+          f"{'CPU s/stack':>11} {'peak RSS/worker (MiB)':>22}")
     for r in rows:
         runs = " ".join(f"{x:.1f}" for x in r["times"])
         peaks = " ".join(f"{v / 2**20:.0f}" for v in r["peaks"].values())
         print(f"{r['workers']:>7} {r['startup']:>9.1f} {r['median']:>10.2f} {runs:>22} "
-              f"{60 * args.stacks / r['median']:>10.1f} {peaks:>22}")
+              f"{60 * args.stacks / r['median']:>10.1f} {r['cpu']:>11.2f} {peaks:>22}")
     if len(rows) > 1:
         print(f"throughput ratio {rows[-1]['workers']} vs {rows[0]['workers']} workers: "
               f"{rows[0]['median'] / rows[-1]['median']:.2f}x (median of {args.repeats})")

@@ -145,7 +145,7 @@ def test_reopens_the_recorded_image_lazily(tmp_path, stub_model, small_frames):
     list(s.propagate())
     path = s.save(tmp_path / "s.ipnet", source=sf.image_source(tif, axis=1))
     loaded = Session.load(path, None, model)
-    assert isinstance(loaded.frames._frames, np.ndarray) and loaded.frames.shape == small_frames.shape
+    assert isinstance(loaded.frames._frames, np.memmap) and loaded.frames.shape == small_frames.shape  # lazy
     np.testing.assert_array_equal(loaded.frames.raw(3), small_frames[3])
     np.testing.assert_array_equal(loaded.labels, s.labels)
     # in memory: the frames must be given; other frames: refused
