@@ -65,6 +65,9 @@ def test_replay_is_bit_identical_and_mid_round_pending(tmp_path, real_model, cel
     assert [e["call"] for e in s._log] == [
         "interact", "interact_many", "propagate", "interact", "propagate", "reset", "interact"
     ]
+    first = s._log[0]["positive"]  # kept as the crop of the stroke, not a full-frame map
+    assert isinstance(first, sf.StrokeMap) and first.crop.size <= 9
+    np.testing.assert_array_equal(np.asarray(first), _stroke(gt[3] == ids[0]))
     with zipfile.ZipFile(path) as zf:
         header = json.loads(zf.read("session.json"))
     assert header["version"] == sf.FORMAT_VERSION and header["model"]["checksum"].startswith("sha256:")

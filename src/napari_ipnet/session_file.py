@@ -63,10 +63,44 @@ class SessionMismatchError(RuntimeError):
 
 
 # ---------------------------------------------------------------------- the log
+@dataclass(frozen=True, eq=False)
+class StrokeMap:
+    """A stroke map (H, W) kept as the crop of its strokes' bounding box.
+
+    The log keeps every call's strokes for the session's lifetime: full-frame maps
+    would cost H x W bytes per call (4 MiB for each stroke on a 2048 x 2048 frame),
+    the crop of a stroke a few hundred. ``numpy.asarray(stroke_map)`` gives the map.
+    """
+
+    shape: tuple[int, int]
+    y0: int
+    x0: int
+    crop: np.ndarray  # bool
+
+    @classmethod
+    def of(cls, m) -> StrokeMap:
+        m = np.asarray(m, bool)
+        rows = np.flatnonzero(m.any(axis=1))
+        if rows.size == 0:
+            return cls(m.shape, 0, 0, np.zeros((0, 0), bool))
+        cols = np.flatnonzero(m.any(axis=0))
+        crop = m[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].copy()
+        return cls(m.shape, int(rows[0]), int(cols[0]), crop)
+
+    def any(self) -> bool:
+        return bool(self.crop.size)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = np.zeros(self.shape, bool)
+        out[self.y0 : self.y0 + self.crop.shape[0], self.x0 : self.x0 + self.crop.shape[1]] = self.crop
+        return out if dtype is None else out.astype(dtype)
+
+
 def log_entry(session, call: str, args: Mapping[str, Any]) -> dict:
     """One log entry: the call, its arguments, and the settings it ran under.
 
-    Stroke maps are copied (a caller may reuse its arrays). Interactions record the
+    Stroke maps are kept as :class:`StrokeMap` crops (copies: a caller may reuse its
+    arrays). Interactions record the
     refinement settings; propagations ``objects_may_end`` (both may change between
     calls: the widget toggles them), the frames finished and how the call ended
     (see :func:`logged_propagation`).
@@ -74,9 +108,9 @@ def log_entry(session, call: str, args: Mapping[str, Any]) -> dict:
     entry: dict[str, Any] = {"call": call}
     for k, v in args.items():
         if isinstance(v, np.ndarray):
-            v = v.copy()
+            v = StrokeMap.of(v)
         elif isinstance(v, Mapping):
-            v = {int(i): np.array(m, bool) for i, m in v.items()}
+            v = {int(i): StrokeMap.of(m) for i, m in v.items()}
         entry[k] = v
     if call.startswith("interact"):
         entry["refine"] = None if session.refine is None else asdict(session.refine)
@@ -314,6 +348,8 @@ def _encode_log(log: list[dict], arrays: dict[str, np.ndarray]) -> list[dict]:
     """The log as JSON-able entries; stroke maps go to ``arrays`` (empty maps: null)."""
 
     def put(m) -> str | None:
+        if isinstance(m, StrokeMap) and not m.any():
+            return None
         m = np.asarray(m, bool)
         if not m.any():
             return None
