@@ -265,3 +265,22 @@ def test_cli_propagate_finishes_the_round(tmp_path, real_model, cells):
     assert done.pending_frame is None and done.replay_report.labels_match
     np.testing.assert_array_equal(done.labels, expected)
     assert cli.main(["propagate", str(tmp_path / "missing.ipnet")]) == 1
+
+
+def test_saved_while_propagating_reopens_with_the_round_open(tmp_path, stub_model, small_frames):
+    model = stub_model(interaction=0.9, propagation=0.7)
+    s = Session(small_frames, model)
+    pos = np.zeros(small_frames.shape[1:3], bool)
+    pos[20, 15] = True
+    s.interact(3, pos)
+    gen = s.propagate()
+    assert [next(gen), next(gen)] == [4, 5]
+    path = s.save(tmp_path / "s.ipnet")  # an autosave while the propagation runs
+    header = sf.read_session(path).header
+    assert header["log"][-1]["ended"] == "running" and header["log"][-1]["frames"] == [4, 5]
+    loaded = Session.load(path, small_frames, model)
+    assert loaded.pending_frame == 3 and loaded.replay_report.labels_match
+    assert [t for t in range(8) if loaded.labels[t].any()] == [3, 4, 5]
+    list(gen)  # the original goes on; the reloaded one propagates its open round again
+    assert list(loaded.propagate()) == [4, 5, 6, 7, 2, 1, 0]
+    np.testing.assert_array_equal(loaded.labels, s.labels)
