@@ -3,7 +3,7 @@
 Makes ``--stacks`` session files (the synthetic cell time-lapse, ``--frames`` frames of
 ``--size``, one round per stack with the bundled weights, images saved as
 uncompressed TIFFs that the workers memory-map), then replays them all with 1 worker
-and with 2 workers (processes, ``--threads`` torch threads each). The workers load the
+and with 2 workers, the runs interleaved (processes, ``--threads`` torch threads each). The workers load the
 model before the clock starts (a warm cluster), so the figure is the replay and
 writing throughput; the cluster start-up is printed apart. Each configuration runs
 ``--repeats`` times into fresh output folders; the median time is used. Prints the
@@ -61,35 +61,44 @@ def _warm() -> int:
     return os.getpid()
 
 
-def measure(paths: list[Path], workers: int, threads: int, repeats: int, root: Path) -> dict:
+def _start(workers: int):
     from distributed import Client, LocalCluster
-
-    from napari_ipnet.batch import run_batch
 
     t0 = time.perf_counter()
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0")
     client = Client(cluster)
+    client.run(_warm)
+    return cluster, client, time.perf_counter() - t0
+
+
+def measure(paths: list[Path], workers: list[int], threads: int, repeats: int, root: Path) -> list[dict]:
+    """Run the stacks ``repeats`` times on a warm cluster of each size, the sizes
+    interleaved (1, 2, 1, 2, ...) so that a change in the machine's load hits both."""
+    from napari_ipnet.batch import run_batch
+
+    clusters = [_start(n) for n in workers]
+    rows = [{"workers": n, "startup": c[2], "times": [], "peaks": {}, "cpu": []} for n, c in zip(workers, clusters)]
     try:
-        client.run(_warm)
-        startup = time.perf_counter() - t0
-        times, peaks, cpu = [], {}, []
         for r in range(repeats):
-            out = root / f"out_w{workers}_r{r}"
-            t = time.perf_counter()
-            results = run_batch(paths, out, client=client, threads_per_worker=threads, model="default",
-                                log=lambda s: None)
-            times.append(time.perf_counter() - t)
-            bad = [x for x in results if x["status"] != "done"]
-            if bad:
-                raise RuntimeError(f"{len(bad)} stacks failed: {bad[0].get('error')}")
-            for x in results:
-                peaks[x["pid"]] = max(peaks.get(x["pid"], 0), x["peak_rss"])
-            cpu.append(sum(x["cpu_seconds"] for x in results) / len(results))
-        return {"workers": workers, "startup": startup, "times": times, "median": statistics.median(times),
-                "peaks": peaks, "cpu": statistics.median(cpu)}
+            for row, (_, client, _) in zip(rows, clusters):
+                out = root / f"out_w{row['workers']}_r{r}"
+                t = time.perf_counter()
+                results = run_batch(paths, out, client=client, threads_per_worker=threads, model="default",
+                                    log=lambda s: None)
+                row["times"].append(time.perf_counter() - t)
+                bad = [x for x in results if x["status"] != "done"]
+                if bad:
+                    raise RuntimeError(f"{len(bad)} stacks failed: {bad[0].get('error')}")
+                for x in results:
+                    row["peaks"][x["pid"]] = max(row["peaks"].get(x["pid"], 0), x["peak_rss"])
+                row["cpu"].append(sum(x["cpu_seconds"] for x in results) / len(results))
     finally:
-        client.close()
-        cluster.close()
+        for cluster, client, _ in clusters:
+            client.close()
+            cluster.close()
+    for row in rows:
+        row["median"], row["cpu"] = statistics.median(row["times"]), statistics.median(row["cpu"])
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,7 +117,9 @@ def main(argv: list[str] | None = None) -> int:
         paths = make_sessions(root, args.stacks, args.frames, h, w)
         print(f"{args.stacks} sessions of {args.frames}x{h}x{w} made in {time.perf_counter() - t:.1f} s; "
               f"{os.cpu_count()} CPUs; {args.threads} torch thread(s) per worker")
-        rows = [measure(paths, int(n), args.threads, args.repeats, root) for n in args.workers.split(",")]
+        load0 = os.getloadavg()[0]
+        rows = measure(paths, [int(n) for n in args.workers.split(",")], args.threads, args.repeats, root)
+        print(f"load average (1 min) {load0:.2f} at start, {os.getloadavg()[0]:.2f} at end")
     print(f"{'workers':>7} {'start (s)':>9} {'median (s)':>10} {'runs (s)':>22} {'stacks/min':>10} "
           f"{'CPU s/stack':>11} {'peak RSS/worker (MiB)':>22}")
     for r in rows:
