@@ -19,6 +19,8 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
          "ratios to one object"),
         ("speed.py", ["--threads", "1", "--repeats", "1", "--frames", "2", "--sizes", "480p", "--encoders", "default"],
          "ratios (same run)"),
+        pytest.param("batch.py", ["--stacks", "2", "--frames", "3", "--size", "64x80", "--repeats", "1"],
+                     "throughput ratio", marks=pytest.mark.slow),
     ],
 )
 def test_benchmark_script_runs(script, args, expect):

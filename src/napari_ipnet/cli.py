@@ -1,4 +1,4 @@
-"""Command line: ``napari-ipnet demo | evaluate | train | fetch-weights``.
+"""Command line: ``napari-ipnet demo | evaluate | train | fetch-weights | propagate | batch``.
 
 Each sub-command lives in its own module exposing ``add_arguments(parser)`` and
 ``run(args) -> int``; modules (and torch) are imported only for the command used.
@@ -15,6 +15,8 @@ COMMANDS = {
     "evaluate": ("napari_ipnet.evaluation.cli", "DAVIS interactive protocol on a DAVIS folder or TIFF stacks"),
     "train": ("napari_ipnet.training.cli", "train the default model (CPU or GPU), with checkpoints and resume"),
     "fetch-weights": ("napari_ipnet.fetch", "download the original IPNet weights (non-commercial licence)"),
+    "propagate": ("napari_ipnet.propagate_cli", "replay a saved session headless and write its labels"),
+    "batch": ("napari_ipnet.batch", "replay many saved sessions on a Dask cluster, one task per stack"),
 }
 
 #: the top-level help's description (plain text: argparse prints it as it is)

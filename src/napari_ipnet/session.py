@@ -19,6 +19,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -126,6 +127,7 @@ class SessionSnapshot:
     _objects: dict[int, _ObjectSnapshot] = field(repr=False)
     _round_frame: int | None
     _round_objects: tuple[int, ...]
+    _log: tuple[dict, ...] = field(default=(), repr=False)  # the interaction log then
 
     @property
     def pending_frame(self) -> int | None:
@@ -279,6 +281,7 @@ class Session:
         self._round_frame: int | None = None  # frame interacted on in the open round
         self._round_objects: list[int] = []
         self._restores = 0  # counts restore() calls: a propagation started before one stops
+        self._log: list[dict] = []  # the public calls that made the state (see session_file)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -501,11 +504,13 @@ class Session:
             )
         self._open_round(frame)
         state = self._objects.setdefault(object_id, _ObjectState())
+        given = (pos, neg)
         if frame in state.positive:
             pos = pos | state.positive[frame]
             neg = neg | state.negative[frame]
         state.positive[frame], state.negative[frame] = pos, neg
         self._interact_objects(frame, [object_id])
+        self._record("interact", frame=frame, object_id=object_id, positive=given[0], negative=given[1])
         return self.probability(frame, object_id)
 
     def _interact_objects(self, frame: int, ids: list[int]) -> None:
@@ -609,6 +614,7 @@ class Session:
             if self._objects[k].positive[frame].any() or self._objects[k].negative[frame].any() or len(ids) > 1
         ]
         self._interact_objects(frame, run)
+        self._record("interact_many", frame=frame, positives=maps, negative=background)
         return run
 
     # ------------------------------------------------------------------ propagation
@@ -647,7 +653,11 @@ class Session:
         # a round fixes its settings when it starts: the network does not change mid-round
         net = self._propagation_net()
         fused = {k: self._fused_reference(self._objects[k], net) for k in ids}
-        return self._propagate(t, ids, fused, self.calibrate_propagation, self._restores, net)
+        from .session_file import logged_propagation
+
+        return logged_propagation(
+            self, self._propagate(t, ids, fused, self.calibrate_propagation, self._restores, net), t
+        )
 
     def _calibration(self, net, t: int, ids: list[int], fused: dict) -> dict[int, float]:
         """The logit offset of each object in its first round (:func:`~napari_ipnet.calibration.fit_logit_bias`).
@@ -854,7 +864,9 @@ class Session:
             )
             for k, s in self._objects.items()
         }
-        return SessionSnapshot(weakref.ref(self), objects, self._round_frame, tuple(self._round_objects))
+        return SessionSnapshot(
+            weakref.ref(self), objects, self._round_frame, tuple(self._round_objects), tuple(map(dict, self._log))
+        )
 
     def restore(self, snapshot: SessionSnapshot) -> None:
         """Put the engine back in the state captured by :meth:`snapshot`.
@@ -902,6 +914,7 @@ class Session:
         }
         self._round_frame = snapshot._round_frame
         self._round_objects = list(snapshot._round_objects)
+        self._log = [dict(e) for e in snapshot._log]
         self._restores += 1
 
     # ------------------------------------------------------------------ reset
@@ -915,6 +928,7 @@ class Session:
         if object_id is not None:
             self._state(object_id)
         self._restores += 1  # a running propagation no longer owns the state
+        self._record("reset", object_id=object_id)
         if object_id is None:
             self._objects.clear()
             self._round_frame = None
@@ -925,3 +939,33 @@ class Session:
             self._round_objects.remove(object_id)
         if not self._round_objects:
             self._round_frame = None
+
+    # ------------------------------------------------------------------ session files
+    #: set by :meth:`load`: how the replay compared with the saved labels
+    replay_report = None
+
+    def _record(self, call: str, **args) -> None:
+        """Append a public call to the interaction log that :meth:`save` writes."""
+        from .session_file import log_entry
+
+        self._log.append(log_entry(self, call, args))
+
+    def save(self, path, *, source=None, names: Mapping[int, str] | None = None) -> Path:
+        """Write the session (interaction log, settings, labels) to ``path`` atomically.
+
+        See :func:`napari_ipnet.session_file.save_session` and docs/session_format.md.
+        """
+        from .session_file import save_session
+
+        return save_session(self, path, source=source, names=names)
+
+    @classmethod
+    def load(cls, path, frames=None, model: SegmentationModel | None = None, **kwargs) -> Session:
+        """Rebuild a saved session by replaying its log with ``model`` on ``frames``.
+
+        See :func:`napari_ipnet.session_file.load_session` (``frames`` None: reopen the
+        recorded image; ``model`` None: the recorded model).
+        """
+        from .session_file import load_session
+
+        return load_session(path, frames, model, session_class=cls, **kwargs)

@@ -17,6 +17,9 @@ MIN_SIDE = 128.0
 ENLARGE = 1.5
 MARGIN = 5.0
 THRESHOLD = 0.49
+#: version of the box rule above (recorded in session files): bump it when the rule
+#: changes, so that a replayed session says its regions may differ
+ROI_RULE_VERSION = 1
 
 
 @dataclass(frozen=True)
