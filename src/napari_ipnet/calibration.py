@@ -1,4 +1,4 @@
-"""Online calibration of the propagation network, per object and round.
+"""Online calibration of the propagation network, per object, in its first round.
 
 On data unlike its training set (held-out videos, fluorescence microscopy) the
 propagation network is under-confident: from a near-perfect mask on the neighbouring
