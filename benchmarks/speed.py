@@ -27,9 +27,12 @@ import numpy as np
 SIZES = {"480p": (480, 854), "1024x1024": (1024, 1024)}
 #: "default" is the bundled trained model (EfficientNet-Lite0 at the ROI size it was
 #: trained at); the other two are random-weight architectures at the paper's 256 px ROI
-ENCODERS = ("default", "default-unrefined", "efficientnet_lite0", "resnet50")
+ENCODERS = ("default", "default-unrefined", "default-uncalibrated", "efficientnet_lite0", "resnet50")
 #: "default-unrefined": the bundled model with the scribble refinement off
-#: (``Session(refine=False)``), to measure what the refinement costs per interaction
+#: (``Session(refine=False)``), to measure what the refinement costs per interaction;
+#: "default-uncalibrated": with the propagation's calibration off
+#: (``Session(calibrate=False)``): the calibration's extra network pass falls in the
+#: first propagated frame, reported on its own
 
 
 def cpu_name() -> str:
@@ -56,7 +59,7 @@ def make_model(encoder: str, device: str, half: bool = False, seed: int = 0):
     from napari_ipnet.model.networks import ModelConfig, build_model
 
     torch.manual_seed(seed)
-    if encoder in ("default", "default-unrefined"):
+    if encoder.startswith("default"):
         from napari_ipnet.weights import load_model
 
         model = load_model("default", device=device, half=half)
@@ -90,13 +93,14 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def measure_once(model, size: tuple[int, int], device: str, n_frames: int, seed: int, refine: bool = True) -> tuple:
+def measure_once(model, size: tuple[int, int], device: str, n_frames: int, seed: int, refine: bool = True,
+                 calibrate: bool = True) -> tuple:
     """One repeat: (interaction wall, interaction CPU, [propagation wall], [propagation CPU]) in ms."""
     from napari_ipnet.session import Session
 
     h, w = size
     frames, pos = make_frames(n_frames, h, w, seed=seed)
-    session = Session(frames, model, refine=refine)
+    session = Session(frames, model, refine=refine, calibrate=calibrate)
     _sync(device)
     c0, t0 = time.process_time(), time.perf_counter()
     session.interact(0, pos, None, object_id=1)
@@ -119,22 +123,27 @@ def run(devices: list[tuple[str, bool]], repeats: int, n_frames: int, sizes=SIZE
     rows = []
     for device, half in devices:
         models = {enc: make_model(enc, device, half) for enc in encoders}
-        samples = {(enc, sz): ([], [], [], []) for enc in encoders for sz in sizes}
+        samples = {(enc, sz): ([], [], [], [], []) for enc in encoders for sz in sizes}
         for rep in range(repeats + 1):
             for (enc, sz), acc in samples.items():
                 i, ic, p, pc = measure_once(models[enc], sizes[sz], device, n_frames, seed=rep,
-                                            refine=enc != "default-unrefined")
+                                            refine=enc != "default-unrefined",
+                                            calibrate=enc != "default-uncalibrated")
                 if rep > 0:
                     acc[0].append(i)
                     acc[1].append(ic)
-                    acc[2].extend(p)
-                    acc[3].extend(pc)
+                    # the first propagated frame carries the round's start (the
+                    # calibration pass): reported apart, unless it is the only one
+                    acc[2].extend(p[1:] or p)
+                    acc[3].extend(pc[1:] or pc)
+                    acc[4].append(p[0])
             print(f"  {device}{' fp16' if half else ''}: repeat {rep}/{repeats} done"
                   + (" (warm-up)" if rep == 0 else ""), file=sys.stderr, flush=True)
-        for (enc, sz), (i, ic, p, pc) in samples.items():
+        for (enc, sz), (i, ic, p, pc, first) in samples.items():
             rows.append({
                 "device": device + (" fp16" if half else ""), "encoder": enc, "size": sz,
                 "interaction_ms": statistics.median(i), "propagation_ms": statistics.median(p),
+                "first_frame_ms": statistics.median(first),
                 "interaction_cpu_ms": statistics.median(ic), "propagation_cpu_ms": statistics.median(pc),
                 "interaction_all": i, "propagation_n": len(p),
             })
@@ -165,6 +174,14 @@ def table(rows: list[dict]) -> str:
             lines.append(
                 f"  scribble refinement       {device:<10} {size:<10} interaction x{r['interaction_ms'] / base['interaction_ms']:.2f} "
                 f"(+{r['interaction_ms'] - base['interaction_ms']:.0f} ms)   propagation x{r['propagation_ms'] / base['propagation_ms']:.2f}"
+            )
+    for (device, enc, size), r in by.items():
+        if enc == "default" and (device, "default-uncalibrated", size) in by:
+            base = by[(device, "default-uncalibrated", size)]
+            lines.append(
+                f"  propagation calibration   {device:<10} {size:<10} first propagated frame "
+                f"{r['first_frame_ms']:.0f} vs {base['first_frame_ms']:.0f} ms, later frames "
+                f"x{r['propagation_ms'] / base['propagation_ms']:.2f}"
             )
     for base_name in ("efficientnet_lite0", "default"):
         for (device, enc, size), r in by.items():
