@@ -4,8 +4,9 @@ A thin view over :class:`napari_ipnet.annotation.AnnotationController`, which ow
 the objects, the strokes of the open round, the job queue, the model and the undo
 link with the output layer. This file builds the controls and wires them to it; the
 panels live in their own files (``_sequence_panel``: image / axis / output,
-``_model_panel``: weights and device, ``_scribble_layers``: the layers strokes are
-drawn on, ``_confidence``: the confidence strip, ``_workers``: napari threads).
+``_model_panel``: weights and device, ``_session_panel``: save / open session files
+and autosave, ``_scribble_layers``: the layers strokes are drawn on, ``_confidence``:
+the confidence strip, ``_workers``: napari threads).
 
 torch is imported only when a model is loaded or a session is created, so opening the
 plugin menu stays fast.
@@ -52,6 +53,7 @@ from ._model_panel import (
 from ._object_list import ObjectList
 from ._scribble_layers import NEGATIVE_COLOR, ScribbleLayers
 from ._sequence_panel import AXIS_KEY, ENDING_TOOLTIP, ROLE_KEY, SOURCE_KEY, SequencePanel
+from ._session_panel import SessionPanel
 from ._strokes import NEGATIVE_LABEL
 from ._workers import CancelProgress, napari_runner, show_job_error
 
@@ -121,6 +123,7 @@ class IPNetWidget(QWidget):
         w.set_image_layer(layer); w.set_axis(0)
         shapes = w.scribble_layer()      # draw paths on it: each one runs the network
         w.propagate()                    # worker thread; results appear frame by frame
+        w.save_session("job.ipnet")      # and later, in another viewer: w.open_session("job.ipnet")
     """
 
     interaction_done = Signal(int)  # frame
@@ -144,6 +147,7 @@ class IPNetWidget(QWidget):
         ctrl.current_output = lambda panel=self.sequence_panel: panel.output_layer
         ctrl.request_model = self.model_panel.load_model
         self.scribbles = ScribbleLayers(viewer, ctrl, self.sequence_panel, self._object_color, self._connect)
+        self.session_panel = SessionPanel(viewer, ctrl, self.sequence_panel)
         self._build_ui()
         self._wire_controller()
         self._connect_viewer()
@@ -228,6 +232,7 @@ class IPNetWidget(QWidget):
         v.addWidget(self.status_label)
         lay.addWidget(box)
 
+        lay.addWidget(self.session_panel)
         lay.addWidget(self.model_panel)
         help_label = QLabel("Shortcuts: hover for details")
         help_label.setToolTip(shortcut_help())
@@ -337,7 +342,7 @@ class IPNetWidget(QWidget):
             self._watch_layer(layer)
         self.destroyed.connect(_make_cleanup(
             weakref.ref(self.viewer), self._connected, self._bound_keys, self.controller.hooked,
-            self.controller.self_ref,
+            self.controller.self_ref, self.session_panel.files.close,
         ))
 
     def close(self) -> bool:  # noqa: D102
@@ -345,7 +350,8 @@ class IPNetWidget(QWidget):
         return super().close()
 
     def cleanup(self) -> None:
-        """Cancel work, unbind shortcuts, disconnect from the viewer."""
+        """Write pending autosaves, cancel work, unbind shortcuts, disconnect from the viewer."""
+        self.session_panel.close_files()
         self.controller.close()
         _make_cleanup(weakref.ref(self.viewer), self._connected, self._bound_keys)()
 
@@ -601,16 +607,24 @@ _PANEL_NAMES = {
     "axis_may_end_default", "_on_image_changed",
 }
 _MODEL_NAMES = {"model_combo", "device_combo", "load_btn", "model_status"}
+_SESSION_NAMES = {"save_btn", "open_btn", "save_session", "open_session", "autosave_label"}
 for _name in sorted(_PANEL_NAMES):
     setattr(IPNetWidget, _name, property(lambda self, n=_name: getattr(self.sequence_panel, n)))
 for _name in sorted(_MODEL_NAMES):
     setattr(IPNetWidget, _name, property(lambda self, n=_name: getattr(self.model_panel, n)))
+for _name in sorted(_SESSION_NAMES):
+    setattr(IPNetWidget, _name, property(lambda self, n=_name: getattr(self.session_panel, n)))
 
 
-def _make_cleanup(viewer_ref, connected, bound_keys, hooked=(), ctrl_ref=None):
+def _make_cleanup(viewer_ref, connected, bound_keys, hooked=(), ctrl_ref=None, flush=None):
     """Cleanup run when the Qt widget is destroyed (holds no reference to it)."""
 
     def cleanup(*_args):
+        if flush is not None:
+            try:
+                flush()  # the pending autosaves
+            except Exception:  # noqa: BLE001
+                pass
         if hooked:
             remove_history_hooks(hooked, ctrl_ref)
         for emitter, cb in list(connected):
