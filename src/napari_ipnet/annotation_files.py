@@ -610,11 +610,12 @@ class SessionFiles:
 
     def _prune(self) -> None:
         """Flush and drop the autosavers of sessions the controller no longer holds."""
+        if self.controller.worker is not None:
+            return  # a job may be using a session: flush (and drop) them later
         live = {id(r) for r in self.controller.records.values()}  # a saver holds its record: ids stay unique
         for key, saver in list(self._savers.items()):
             if key not in live:
-                if self.controller.worker is None:
-                    saver.autosaver.flush()
+                self._after(saver, saver.autosaver.flush())
                 del self._savers[key]
         for key in [k for k in self._sources if k not in live]:
             del self._sources[key]
