@@ -13,7 +13,7 @@ import pytest
 napari_layers = pytest.importorskip("napari.layers")
 
 from napari_ipnet.annotation import AnnotationController, Stroke  # noqa: E402
-from napari_ipnet.annotation_files import (  # noqa: E402
+from napari_ipnet.annotation.files import (  # noqa: E402
     AUTOSAVE_ENV,
     PATH_KEY,
     SessionFiles,
@@ -63,7 +63,7 @@ def _controller(stub_model, out, **model_kwargs):
 @pytest.fixture
 def annotated(stub_model, small_frames, tmp_path):
     """A controller with two named objects, one interaction each, propagated; its image read from a .npy."""
-    from napari_ipnet._qt._sequence import make_spec
+    from napari_ipnet.annotation.sequence import make_spec
 
     npy = tmp_path / "movie.npy"
     np.save(npy, small_frames)
@@ -91,7 +91,7 @@ def test_autosave_folder_follows_the_environment(monkeypatch, tmp_path):
 
 
 def test_autosave_names_keep_the_sessions_of_one_image_apart():
-    from napari_ipnet._qt._sequence import SequenceSpec
+    from napari_ipnet.annotation.sequence import SequenceSpec
 
     assert autosave_name("cells", SequenceSpec(3, 0)) == "cells-axis0.ipnet"
     assert autosave_name("a/b: c", SequenceSpec(4, 1, ((0, 3),), 2)) == "a_b_ c-axis1-fixed0=3-channel2.ipnet"
@@ -153,7 +153,7 @@ def test_open_reopens_the_recorded_image_when_it_is_not_open(annotated, stub_mod
 
 
 def test_memory_image_is_put_back_on_the_current_layer_when_the_user_agrees(stub_model, small_frames, tmp_path):
-    from napari_ipnet._qt._sequence import make_spec
+    from napari_ipnet.annotation.sequence import make_spec
 
     image = napari_layers.Image(small_frames, rgb=True, name="mem")
     out = napari_layers.Labels(np.zeros(small_frames.shape[:3], np.uint8))
@@ -181,7 +181,7 @@ def test_memory_image_is_put_back_on_the_current_layer_when_the_user_agrees(stub
 
 
 def test_autosave_after_interaction_and_propagation_is_loadable(stub_model, small_frames, autosave_in_tmp):
-    from napari_ipnet._qt._sequence import make_spec
+    from napari_ipnet.annotation.sequence import make_spec
     from napari_ipnet.session import Session
 
     image = napari_layers.Image(small_frames, rgb=True, name="cells")
@@ -215,7 +215,7 @@ def test_autosave_after_interaction_and_propagation_is_loadable(stub_model, smal
 
 
 def test_autosave_off_with_an_empty_folder(stub_model, small_frames, monkeypatch, autosave_in_tmp):
-    from napari_ipnet._qt._sequence import make_spec
+    from napari_ipnet.annotation.sequence import make_spec
 
     monkeypatch.setenv(AUTOSAVE_ENV, "")
     image = napari_layers.Image(small_frames, rgb=True, name="cells")

@@ -25,7 +25,7 @@ from ..axes import (
     tiff_axis_labels,
 )
 from ._colors import label_colormap
-from ._sequence import UnsupportedLayerError, check_layer, layer_data, make_spec, spatial_shape
+from ..annotation.sequence import UnsupportedLayerError, check_layer, layer_data, make_spec, spatial_shape
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari

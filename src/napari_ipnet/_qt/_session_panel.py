@@ -1,6 +1,6 @@
 """The "Session file" panel: Save session... / Open session..., and where autosaves go.
 
-A thin view over :class:`napari_ipnet.annotation_files.SessionFiles`: file dialogs,
+A thin view over :class:`napari_ipnet.annotation.files.SessionFiles`: file dialogs,
 questions, the progress bar of a replay, and the timer that writes pending
 autosaves. What is saved, how a file is matched with an image and replayed, and when
 autosaves happen is decided there (Qt-free, tested without a viewer).
@@ -16,7 +16,7 @@ from napari.utils.progress import progress
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QFileDialog, QGroupBox, QHBoxLayout, QLabel, QMessageBox, QPushButton, QVBoxLayout
 
-from ..annotation_files import AUTOSAVE_ENV, AUTOSAVE_INTERVAL, PATH_KEY, SessionFiles
+from ..annotation.files import AUTOSAVE_ENV, AUTOSAVE_INTERVAL, PATH_KEY, SessionFiles
 from ..session_file import SUFFIX, open_image
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -54,7 +54,7 @@ from ._object_list import ObjectList
 from ._scribble_layers import NEGATIVE_COLOR, ScribbleLayers
 from ._sequence_panel import AXIS_KEY, ENDING_TOOLTIP, ROLE_KEY, SOURCE_KEY, SequencePanel
 from ._session_panel import SessionPanel
-from ._strokes import NEGATIVE_LABEL
+from ..annotation.strokes import NEGATIVE_LABEL
 from ._workers import CancelProgress, napari_runner, show_job_error
 
 if TYPE_CHECKING:  # pragma: no cover

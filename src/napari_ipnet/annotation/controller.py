@@ -30,9 +30,9 @@ from typing import Any
 import numpy as np
 from psygnal import Signal
 
-from ._qt._device import move_model
-from ._qt._history import item_ends, last_undo_item, redo_items, undo_items
-from ._qt._results import (
+from .device import move_model
+from .history import item_ends, last_undo_item, redo_items, undo_items
+from .results import (
     Refusals,
     RoundRecorder,
     apply_with_history,
@@ -41,8 +41,8 @@ from ._qt._results import (
     frame_write,
     frames_text,
 )
-from ._qt._sequence import FrameView, SequenceSpec, UnsupportedLayerError, frame_view, spatial_shape
-from ._qt._strokes import NEGATIVE_LABEL
+from .sequence import FrameView, SequenceSpec, UnsupportedLayerError, frame_view, spatial_shape
+from .strokes import NEGATIVE_LABEL
 
 log = logging.getLogger(__name__)
 
@@ -586,7 +586,7 @@ class AnnotationController:
         key = (id(image), spec)
         rec = self.records.get(key)
         if rec is None:
-            from .session import Session
+            from ..session import Session
 
             frames = frame_view(image, spec)
             rec = Record(image, spec, Session(frames, self.model, self.objects_may_end), frames)
@@ -727,7 +727,7 @@ class AnnotationController:
         """Run ``job``'s ``work`` through the runner now (a job's ``start(controller)`` calls it).
 
         Jobs of kinds the controller does not know (e.g. opening a session file,
-        :mod:`napari_ipnet.annotation_files`) are queued like the others and started
+        :mod:`napari_ipnet.annotation.files`) are queued like the others and started
         by :meth:`pump` with ``job.start(controller)``, which calls this. ``work``'s
         exceptions come back to ``on_return`` as a :class:`Failure`; ``on_finish``
         (default: the end of an ordinary job) must leave the controller idle.

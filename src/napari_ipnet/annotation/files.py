@@ -44,10 +44,10 @@ from typing import Any
 import numpy as np
 from psygnal import Signal
 
-from ._qt._results import apply_with_history, frame_write
-from ._qt._sequence import SequenceSpec, check_layer, frame_view, layer_data, spatial_shape
-from .annotation import AnnotationController, Failure, Job, Record, Round
-from .session_file import (
+from .results import apply_with_history, frame_write
+from .sequence import SequenceSpec, check_layer, frame_view, layer_data, spatial_shape
+from .controller import AnnotationController, Failure, Job, Record, Round
+from ..session_file import (
     SUFFIX,
     SessionFile,
     SessionFileError,
@@ -410,10 +410,10 @@ class SessionFiles:
     def _start_open(self, job: OpenJob) -> None:
         ctrl = self.controller
         if not ctrl.has_layer(job.image):
-            from ._qt._sequence import UnsupportedLayerError
+            from .sequence import UnsupportedLayerError
 
             raise UnsupportedLayerError("the image layer was removed before the session was opened")
-        from .session import Session
+        from ..session import Session
 
         frames = frame_view(job.image, job.spec)
         model = ctrl.model
@@ -560,7 +560,7 @@ class SessionFiles:
         folder = self.autosave_folder
         if folder is None:
             return None
-        from .session_file import Autosaver
+        from ..session_file import Autosaver
 
         path = folder / autosave_name(rec.layer.name, rec.spec)
         saver = _Saver(rec, Autosaver(rec.session, path, min_interval=self.min_interval, clock=self._clock))
