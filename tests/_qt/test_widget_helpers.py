@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 from napari.layers import Image, Labels
 
-from napari_ipnet.annotation.results import RoundRecorder, apply_with_history, erase_change, frame_change
+from napari_ipnet.annotation.results import (
+    RoundRecorder,
+    apply_with_history,
+    erase_change,
+    frame_change,
+)
 from napari_ipnet.annotation.sequence import (
     FrameView,
     SequenceSpec,
@@ -15,7 +20,13 @@ from napari_ipnet.annotation.sequence import (
     frame_view,
     make_spec,
 )
-from napari_ipnet.annotation.strokes import CLICK_RADIUS, click_map, paint_bounds, shape_map, to_layer_coords
+from napari_ipnet.annotation.strokes import (
+    CLICK_RADIUS,
+    click_map,
+    paint_bounds,
+    shape_map,
+    to_layer_coords,
+)
 
 
 class Recording:

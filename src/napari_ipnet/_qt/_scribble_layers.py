@@ -18,9 +18,15 @@ from napari.utils.notifications import show_error, show_warning
 from qtpy.QtCore import QTimer
 
 from ..annotation import STROKE_FEATURE, Stroke
-from ..annotation.sequence import SequenceSpec, UnsupportedLayerError, check_layer, make_spec, spatial_shape
-from ._sequence_panel import ROLE_KEY, SOURCE_KEY
+from ..annotation.sequence import (
+    SequenceSpec,
+    UnsupportedLayerError,
+    check_layer,
+    make_spec,
+    spatial_shape,
+)
 from ..annotation.strokes import NEGATIVE_LABEL, click_map, paint_bounds, shape_map, to_layer_coords
+from ._sequence_panel import ROLE_KEY, SOURCE_KEY
 from ._workers import short as _short
 
 if TYPE_CHECKING:  # pragma: no cover

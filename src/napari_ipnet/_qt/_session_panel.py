@@ -14,7 +14,15 @@ from typing import TYPE_CHECKING
 
 from napari.utils.progress import progress
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QFileDialog, QGroupBox, QHBoxLayout, QLabel, QMessageBox, QPushButton, QVBoxLayout
+from qtpy.QtWidgets import (
+    QFileDialog,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QMessageBox,
+    QPushButton,
+    QVBoxLayout,
+)
 
 from ..annotation.files import AUTOSAVE_ENV, AUTOSAVE_INTERVAL, PATH_KEY, SessionFiles
 from ..session_file import SUFFIX, open_image

@@ -44,9 +44,6 @@ from typing import Any
 import numpy as np
 from psygnal import Signal
 
-from .results import apply_with_history, frame_write
-from .sequence import SequenceSpec, check_layer, frame_view, layer_data, spatial_shape
-from .controller import AnnotationController, Failure, Job, Record, Round
 from ..session_file import (
     SUFFIX,
     SessionFile,
@@ -57,6 +54,9 @@ from ..session_file import (
     open_image,
     read_session,
 )
+from .controller import AnnotationController, Failure, Job, Record, Round
+from .results import apply_with_history, frame_write
+from .sequence import SequenceSpec, check_layer, frame_view, layer_data, spatial_shape
 
 log = logging.getLogger(__name__)
 
