@@ -123,6 +123,14 @@ def stub_model(monkeypatch):
     return StubModel
 
 
+@pytest.fixture(autouse=True)
+def autosave_in_tmp(tmp_path, monkeypatch):
+    """Widgets and controllers autosave into the test's tmp_path, never the user's home."""
+    folder = tmp_path / "autosave"
+    monkeypatch.setenv("NAPARI_IPNET_AUTOSAVE_DIR", str(folder))
+    return folder
+
+
 # ------------------------------------------------------------------ data
 class CountingFrames:
     """An array-like that counts reads and refuses to be converted as a whole."""

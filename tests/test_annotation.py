@@ -49,7 +49,7 @@ def _shape_model(stub_model):
 @pytest.fixture
 def setup(stub_model, small_frames):
     """(controller, image layer, output layer, events) with a stroke-following stub model."""
-    from napari_ipnet._qt._sequence import make_spec
+    from napari_ipnet.annotation.sequence import make_spec
 
     image = napari_layers.Image(small_frames, rgb=True)
     out = napari_layers.Labels(np.zeros(small_frames.shape[:3], np.uint8))
@@ -181,7 +181,7 @@ def _blob_stack(n=12, bad=7, size=(96, 128)):
 def test_next_frame_to_check_finds_the_corrupted_frame_with_the_bundled_model():
     """Real weights: a frame of noise in a moving-disk stack is the least confident one."""
     import napari_ipnet
-    from napari_ipnet._qt._sequence import make_spec
+    from napari_ipnet.annotation.sequence import make_spec
 
     try:
         model = napari_ipnet.load_model(device="cpu")

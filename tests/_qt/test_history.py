@@ -1,4 +1,4 @@
-"""The undo-history adapter (napari_ipnet._qt._history) and the FutureWarning guard of tests/_qt."""
+"""The undo-history adapter (napari_ipnet.annotation.history) and the FutureWarning guard of tests/_qt."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from napari.layers import Labels
 
-from napari_ipnet._qt import _history
-from napari_ipnet._qt._history import item_ends, last_undo_item, redo_items, undo_items
-from napari_ipnet._qt._results import apply_with_history
+from napari_ipnet.annotation import history as _history
+from napari_ipnet.annotation.history import item_ends, last_undo_item, redo_items, undo_items
+from napari_ipnet.annotation.results import apply_with_history
 
 PACKAGE = Path(_history.__file__).resolve().parents[1]
 
@@ -61,7 +61,7 @@ def test_private_history_is_read_in_one_place():
         for p in PACKAGE.rglob("*.py")
         if "_undo_history" in p.read_text() or "_redo_history" in p.read_text()
     )
-    assert users == [str(Path("_qt") / "_history.py")]
+    assert users == [str(Path("annotation") / "history.py")]
 
 
 def _warn_from(module: str, message: str = "deprecated since 0.9, removed in 0.10") -> None:

@@ -6,8 +6,13 @@ import numpy as np
 import pytest
 from napari.layers import Image, Labels
 
-from napari_ipnet._qt._results import RoundRecorder, apply_with_history, erase_change, frame_change
-from napari_ipnet._qt._sequence import (
+from napari_ipnet.annotation.results import (
+    RoundRecorder,
+    apply_with_history,
+    erase_change,
+    frame_change,
+)
+from napari_ipnet.annotation.sequence import (
     FrameView,
     SequenceSpec,
     UnsupportedLayerError,
@@ -15,7 +20,13 @@ from napari_ipnet._qt._sequence import (
     frame_view,
     make_spec,
 )
-from napari_ipnet._qt._strokes import CLICK_RADIUS, click_map, paint_bounds, shape_map, to_layer_coords
+from napari_ipnet.annotation.strokes import (
+    CLICK_RADIUS,
+    click_map,
+    paint_bounds,
+    shape_map,
+    to_layer_coords,
+)
 
 
 class Recording:
@@ -188,7 +199,7 @@ def test_gui_leaves_a_core_to_the_qt_thread(monkeypatch):
 def test_move_model_moves_the_sessions_after_the_model_and_sets_autocast():
     import torch
 
-    from napari_ipnet._qt._device import autocast_for, move_model
+    from napari_ipnet.annotation.device import autocast_for, move_model
 
     calls = []
 
@@ -227,7 +238,7 @@ def test_move_model_moves_the_sessions_after_the_model_and_sets_autocast():
 
 
 def test_empty_objects_and_frame_ranges():
-    from napari_ipnet._qt._results import empty_objects, frame_ranges, frames_text
+    from napari_ipnet.annotation.results import empty_objects, frame_ranges, frames_text
 
     labels = np.zeros((4, 5), np.uint8)
     labels[0, 0], labels[1, 1] = 1, 3

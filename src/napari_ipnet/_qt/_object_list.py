@@ -8,7 +8,7 @@ from qtpy.QtCore import QSize, Qt
 from qtpy.QtGui import QColor, QIcon, QPixmap
 from qtpy.QtWidgets import QListWidget, QListWidgetItem, QSizePolicy
 
-from ._results import frame_ranges, frames_text
+from ..annotation.results import frame_ranges, frames_text
 
 EMPTY_MARK = "  [empty: "  # frames where the object has no mask, after its name
 

@@ -18,9 +18,15 @@ from napari.utils.notifications import show_error, show_warning
 from qtpy.QtCore import QTimer
 
 from ..annotation import STROKE_FEATURE, Stroke
-from ._sequence import SequenceSpec, UnsupportedLayerError, check_layer, make_spec, spatial_shape
+from ..annotation.sequence import (
+    SequenceSpec,
+    UnsupportedLayerError,
+    check_layer,
+    make_spec,
+    spatial_shape,
+)
+from ..annotation.strokes import NEGATIVE_LABEL, click_map, paint_bounds, shape_map, to_layer_coords
 from ._sequence_panel import ROLE_KEY, SOURCE_KEY
-from ._strokes import NEGATIVE_LABEL, click_map, paint_bounds, shape_map, to_layer_coords
 from ._workers import short as _short
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -122,7 +128,7 @@ class ScribbleLayers:
         image = self._require_image(image)
         layer = self._find_scribble(image, "clicks")
         if layer is None:
-            from ._strokes import CLICK_RADIUS
+            from ..annotation.strokes import CLICK_RADIUS
 
             layer = Points(
                 ndim=len(spatial_shape(image)),

@@ -15,6 +15,13 @@ from napari.utils.notifications import show_warning
 from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import QCheckBox, QComboBox, QFormLayout, QGroupBox, QLabel
 
+from ..annotation.sequence import (
+    UnsupportedLayerError,
+    check_layer,
+    layer_data,
+    make_spec,
+    spatial_shape,
+)
 from ..axes import (
     axis_entry,
     axis_kind,
@@ -25,7 +32,6 @@ from ..axes import (
     tiff_axis_labels,
 )
 from ._colors import label_colormap
-from ._sequence import UnsupportedLayerError, check_layer, layer_data, make_spec, spatial_shape
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari

@@ -13,7 +13,7 @@ from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error
 from napari.utils.progress import cancelable_progress
 
-from ._sequence import UnsupportedLayerError
+from ..annotation.sequence import UnsupportedLayerError
 
 log = logging.getLogger(__name__)
 

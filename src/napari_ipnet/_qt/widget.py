@@ -4,8 +4,10 @@ A thin view over :class:`napari_ipnet.annotation.AnnotationController`, which ow
 the objects, the strokes of the open round, the job queue, the model and the undo
 link with the output layer. This file builds the controls and wires them to it; the
 panels live in their own files (``_sequence_panel``: image / axis / output,
-``_model_panel``: weights and device, ``_scribble_layers``: the layers strokes are
-drawn on, ``_confidence``: the confidence strip, ``_workers``: napari threads).
+``_model_panel``: weights and device, ``_run_panel``: propagate, undo, progress and
+status, ``_session_panel``: save / open session files
+and autosave, ``_scribble_layers``: the layers strokes are drawn on, ``_confidence``:
+the confidence strip, ``_workers``: napari threads).
 
 torch is imported only when a model is loaded or a session is created, so opening the
 plugin menu stays fast.
@@ -13,7 +15,6 @@ plugin menu stays fast.
 
 from __future__ import annotations
 
-import math
 import weakref
 from typing import TYPE_CHECKING
 
@@ -27,12 +28,12 @@ from qtpy.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QPushButton,
     QVBoxLayout,
     QWidget,
 )
 
 from ..annotation import MAX_OBJECTS, STROKE_FEATURE, AnnotationController, remove_history_hooks
+from ..annotation.strokes import NEGATIVE_LABEL
 from ._colors import (
     LOW_CONTRAST,
     contrast,
@@ -50,10 +51,11 @@ from ._model_panel import (
     cpu_threads_for_gui,
 )
 from ._object_list import ObjectList
+from ._run_panel import RunPanel, button
 from ._scribble_layers import NEGATIVE_COLOR, ScribbleLayers
 from ._sequence_panel import AXIS_KEY, ENDING_TOOLTIP, ROLE_KEY, SOURCE_KEY, SequencePanel
-from ._strokes import NEGATIVE_LABEL
-from ._workers import CancelProgress, napari_runner, show_job_error
+from ._session_panel import SessionPanel
+from ._workers import napari_runner, show_job_error
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -105,12 +107,6 @@ def shortcut_help() -> str:
     return "\n".join(seen)
 
 
-def _button(text: str, tip: str) -> QPushButton:
-    b = QPushButton(text)
-    b.setToolTip(tip)
-    return b
-
-
 class IPNetWidget(QWidget):
     """Dock widget: interactive video object segmentation with IPNet.
 
@@ -121,6 +117,7 @@ class IPNetWidget(QWidget):
         w.set_image_layer(layer); w.set_axis(0)
         shapes = w.scribble_layer()      # draw paths on it: each one runs the network
         w.propagate()                    # worker thread; results appear frame by frame
+        w.save_session("job.ipnet")      # and later, in another viewer: w.open_session("job.ipnet")
     """
 
     interaction_done = Signal(int)  # frame
@@ -133,7 +130,6 @@ class IPNetWidget(QWidget):
         self.viewer = viewer = napari_viewer
         self._connected: list[tuple] = []  # (emitter, callback) to disconnect
         self._bound_keys: list[tuple] = []
-        self._pbar = None
         self._view_fitted = False  # the view is reset once, when the docked widget first shows
         ctrl = self.controller = AnnotationController(
             has_layer=lambda layer: any(layer is x for x in viewer.layers), runner=napari_runner,
@@ -144,6 +140,7 @@ class IPNetWidget(QWidget):
         ctrl.current_output = lambda panel=self.sequence_panel: panel.output_layer
         ctrl.request_model = self.model_panel.load_model
         self.scribbles = ScribbleLayers(viewer, ctrl, self.sequence_panel, self._object_color, self._connect)
+        self.session_panel = SessionPanel(viewer, ctrl, self.sequence_panel)
         self._build_ui()
         self._wire_controller()
         self._connect_viewer()
@@ -161,11 +158,11 @@ class IPNetWidget(QWidget):
         box = QGroupBox("Scribbles")
         v = QVBoxLayout(box)
         row = QHBoxLayout()
-        self.freehand_btn = _button("Freehand", "Shapes layer in freehand path mode: each stroke you release runs "
+        self.freehand_btn = button("Freehand", "Shapes layer in freehand path mode: each stroke you release runs "
                                     "IPNet on its frame. Polygons, rectangles and ellipses are filled.")
-        self.brush_btn = _button("Brush", f"Labels layer painted with the brush: label k scribbles object k, label "
+        self.brush_btn = button("Brush", f"Labels layer painted with the brush: label k scribbles object k, label "
                                  f"{NEGATIVE_LABEL} is background (negative). Each finished stroke runs IPNet.")
-        self.clicks_btn = _button("Clicks", "Points layer: each click is a small disk scribble")
+        self.clicks_btn = button("Clicks", "Points layer: each click is a small disk scribble")
         for b, kind in ((self.freehand_btn, "shapes"), (self.brush_btn, "brush"), (self.clicks_btn, "clicks")):
             row.addWidget(b)
             b.clicked.connect(lambda _=False, kind=kind: self.activate_scribbles(kind))
@@ -189,45 +186,18 @@ class IPNetWidget(QWidget):
         )
         v.addWidget(self.confidence_strip)
         row = QHBoxLayout()
-        self.add_btn = _button("Add", f"Add an object [{keys['add_object']}]")
-        self.reset_btn = _button("Reset object", "Forget the selected object: its results, strokes and memory")
-        self.reset_all_btn = _button("Reset all", "Forget every object IPNet manages (other labels are kept)")
+        self.add_btn = button("Add", f"Add an object [{keys['add_object']}]")
+        self.reset_btn = button("Reset object", "Forget the selected object: its results, strokes and memory")
+        self.reset_all_btn = button("Reset all", "Forget every object IPNet manages (other labels are kept)")
         for b in (self.add_btn, self.reset_btn, self.reset_all_btn):
             row.addWidget(b)
         v.addLayout(row)
         lay.addWidget(box)
 
-        box = QGroupBox("Run")
-        v = QVBoxLayout(box)
-        row = QHBoxLayout()
-        self.propagate_btn = _button(
-            f"Propagate  [{keys['propagate']}]",
-            "Carry the masks of the last scribbled frame through the stack, in a background "
-            f"thread, frame by frame [{keys['propagate']}]",
-        )
-        self.cancel_btn = _button("Cancel", f"Stop propagating; finished frames are kept [{keys['cancel']}]")
-        self.undo_btn = _button(
-            "Undo",
-            f"Undo the last result [{keys['undo']}; Ctrl+Z with the output layer selected]: the "
-            "strokes of that interaction and their mask, or a whole propagation. Ctrl+Shift+Z "
-            "on the layer redoes it.",
-        )
-        for b in (self.propagate_btn, self.cancel_btn, self.undo_btn):
-            row.addWidget(b)
-        v.addLayout(row)
-        self.next_btn = _button(
-            f"Next frame to check  [{keys['next_frame_to_check']}]",
-            "Show the frame IPNet is least sure of (lowest in the confidence strip) among the "
-            "frames you have not annotated: correct it there and propagate again.",
-        )
-        v.addWidget(self.next_btn)
-        self.progress_label = QLabel("")
-        v.addWidget(self.progress_label)
-        self.status_label = QLabel(self.controller.status_text)
-        self.status_label.setWordWrap(True)
-        v.addWidget(self.status_label)
-        lay.addWidget(box)
+        self.run_panel = RunPanel(keys, self.controller.status_text)
+        lay.addWidget(self.run_panel)
 
+        lay.addWidget(self.session_panel)
         lay.addWidget(self.model_panel)
         help_label = QLabel("Shortcuts: hover for details")
         help_label.setToolTip(shortcut_help())
@@ -271,10 +241,7 @@ class IPNetWidget(QWidget):
         c.strokes_redone.connect(self.scribbles.draw_again)
 
     def _show_status(self, text: str) -> None:
-        try:
-            self.status_label.setText(text)
-        except RuntimeError:  # the Qt widget is already deleted
-            pass
+        self.run_panel.show_status(text)
 
     @staticmethod
     def _show_message(level: str, text: str) -> None:
@@ -337,7 +304,7 @@ class IPNetWidget(QWidget):
             self._watch_layer(layer)
         self.destroyed.connect(_make_cleanup(
             weakref.ref(self.viewer), self._connected, self._bound_keys, self.controller.hooked,
-            self.controller.self_ref,
+            self.controller.self_ref, self.session_panel.files.close,
         ))
 
     def close(self) -> bool:  # noqa: D102
@@ -345,7 +312,8 @@ class IPNetWidget(QWidget):
         return super().close()
 
     def cleanup(self) -> None:
-        """Cancel work, unbind shortcuts, disconnect from the viewer."""
+        """Write pending autosaves, cancel work, unbind shortcuts, disconnect from the viewer."""
+        self.session_panel.close_files()
         self.controller.close()
         _make_cleanup(weakref.ref(self.viewer), self._connected, self._bound_keys)()
 
@@ -526,9 +494,7 @@ class IPNetWidget(QWidget):
     def _update_buttons(self, *_args) -> None:
         c = self.controller
         busy = not c.is_idle()
-        self.cancel_btn.setEnabled(c.propagating)
-        self.propagate_btn.setEnabled(not c.propagating)
-        self.next_btn.setEnabled(not busy)
+        self.run_panel.set_busy(busy, c.propagating)
         self.reset_btn.setEnabled(not busy)
         self.reset_all_btn.setEnabled(not busy)
         self.load_btn.setEnabled(not c.loading)
@@ -543,26 +509,18 @@ class IPNetWidget(QWidget):
         self.controller.cancel()
 
     def _propagation_started(self, start: int, total: int) -> None:
-        self._pbar = CancelProgress(
-            total=max(1, total), desc=f"IPNet: propagating from frame {start}", cancel_callback=self.cancel,
-        )
-        self.progress_label.setText(f"Frame 0 / {total}")
+        self.run_panel.propagation_started(start, total, self.cancel)
         self._update_buttons()
 
     def _frame_done(self, t: int) -> None:
         self.frame_done.emit(t)
-        if self._pbar is not None:  # last: its update may let the queued end of the job run
-            self._pbar.update(1)
+        self.run_panel.frame_done()  # last: its update may let the queued end of the job run
 
     def _show_progress(self, done: int, total: int, left: float) -> None:
-        tail = f", about {left:.0f} s left" if math.isfinite(left) and done < total else ""
-        self.progress_label.setText(f"Frame {done} / {total}{tail}")
+        self.run_panel.show_progress(done, total, left)
 
     def _propagation_finished(self, frames, cancelled: bool) -> None:
-        if self._pbar is not None:
-            self._pbar.close()
-        self._pbar = None
-        self.progress_label.setText("")
+        self.run_panel.propagation_finished()
         self.propagation_finished.emit(frames, cancelled)
 
     # ================================================================== confidence
@@ -601,16 +559,27 @@ _PANEL_NAMES = {
     "axis_may_end_default", "_on_image_changed",
 }
 _MODEL_NAMES = {"model_combo", "device_combo", "load_btn", "model_status"}
+_RUN_NAMES = {"propagate_btn", "cancel_btn", "undo_btn", "next_btn", "progress_label", "status_label", "_pbar"}
+_SESSION_NAMES = {"save_btn", "open_btn", "save_session", "open_session", "autosave_label"}
 for _name in sorted(_PANEL_NAMES):
     setattr(IPNetWidget, _name, property(lambda self, n=_name: getattr(self.sequence_panel, n)))
 for _name in sorted(_MODEL_NAMES):
     setattr(IPNetWidget, _name, property(lambda self, n=_name: getattr(self.model_panel, n)))
+for _name in sorted(_RUN_NAMES):
+    setattr(IPNetWidget, _name, property(lambda self, n=_name: getattr(self.run_panel, n)))
+for _name in sorted(_SESSION_NAMES):
+    setattr(IPNetWidget, _name, property(lambda self, n=_name: getattr(self.session_panel, n)))
 
 
-def _make_cleanup(viewer_ref, connected, bound_keys, hooked=(), ctrl_ref=None):
+def _make_cleanup(viewer_ref, connected, bound_keys, hooked=(), ctrl_ref=None, flush=None):
     """Cleanup run when the Qt widget is destroyed (holds no reference to it)."""
 
     def cleanup(*_args):
+        if flush is not None:
+            try:
+                flush()  # the pending autosaves
+            except Exception:  # noqa: BLE001
+                pass
         if hooked:
             remove_history_hooks(hooked, ctrl_ref)
         for emitter, cb in list(connected):

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._sequence import SequenceSpec
+from .sequence import SequenceSpec
 
 Change = tuple[tuple[np.ndarray, ...], np.ndarray, np.ndarray]  # (indices, old, new)
 

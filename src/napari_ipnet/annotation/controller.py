@@ -30,9 +30,9 @@ from typing import Any
 import numpy as np
 from psygnal import Signal
 
-from ._qt._device import move_model
-from ._qt._history import item_ends, last_undo_item, redo_items, undo_items
-from ._qt._results import (
+from .device import move_model
+from .history import item_ends, last_undo_item, redo_items, undo_items
+from .results import (
     Refusals,
     RoundRecorder,
     apply_with_history,
@@ -41,8 +41,8 @@ from ._qt._results import (
     frame_write,
     frames_text,
 )
-from ._qt._sequence import FrameView, SequenceSpec, UnsupportedLayerError, frame_view, spatial_shape
-from ._qt._strokes import NEGATIVE_LABEL
+from .sequence import FrameView, SequenceSpec, UnsupportedLayerError, frame_view, spatial_shape
+from .strokes import NEGATIVE_LABEL
 
 log = logging.getLogger(__name__)
 
@@ -318,7 +318,7 @@ def _guarded(fn):
 def _guarded_gen(genfn):
     def work():
         try:
-            yield from genfn()
+            return (yield from genfn())
         except Exception as err:  # noqa: BLE001 - reported in the main thread
             return Failure(err)
 
@@ -388,6 +388,8 @@ class AnnotationController:
     model_changed = Signal(str, object)  # status text, device (None while loading)
     strokes_undone = Signal(object)  # [Stroke]: undo took back the interaction they made
     strokes_redone = Signal(object)  # [Stroke]: redo brought it back
+    #: a session's state changed (interaction, propagation, undo / redo, reset): its Record
+    session_changed = Signal(object)
 
     def __init__(
         self,
@@ -584,7 +586,7 @@ class AnnotationController:
         key = (id(image), spec)
         rec = self.records.get(key)
         if rec is None:
-            from .session import Session
+            from ..session import Session
 
             frames = frame_view(image, spec)
             rec = Record(image, spec, Session(frames, self.model, self.objects_may_end), frames)
@@ -710,7 +712,7 @@ class AnnotationController:
                 InteractJob: self._start_interaction,
                 PropagateJob: self._start_propagation,
                 WithdrawJob: self._start_withdrawal,
-            }[type(job)]
+            }.get(type(job)) or (lambda j: j.start(self))  # other jobs start themselves
             try:
                 start(job)
             except Exception as err:  # noqa: BLE001 - never leave the queue stuck
@@ -720,6 +722,21 @@ class AnnotationController:
                 if isinstance(job, PropagateJob):
                     self._t_propagate = None
         self._update_busy()
+
+    def run_job(self, job: Job, work, generator: bool = False, on_yield=None, on_return=None, on_finish=None) -> None:
+        """Run ``job``'s ``work`` through the runner now (a job's ``start(controller)`` calls it).
+
+        Jobs of kinds the controller does not know (e.g. opening a session file,
+        :mod:`napari_ipnet.annotation.files`) are queued like the others and started
+        by :meth:`pump` with ``job.start(controller)``, which calls this. ``work``'s
+        exceptions come back to ``on_return`` as a :class:`Failure`; ``on_finish``
+        (default: the end of an ordinary job) must leave the controller idle.
+        """
+        self._run(job, work, generator, on_yield, on_return, on_finish)
+
+    def job_finished(self) -> None:
+        """End the running job: free the controller and start the next queued job."""
+        self._job_finished()
 
     def _run(self, job: Job, work, generator=False, on_yield=None, on_return=None, on_finish=None) -> None:
         task = self.runner(
@@ -799,6 +816,7 @@ class AnnotationController:
             )
         self._report_refused(job, out)
         self.interaction_done.emit(job.frame)
+        self.session_changed.emit(job.record)
 
     def _report_refused(self, job: Job, out) -> None:
         """Status and a warning: the output layer kept labels where the session has its objects."""
@@ -1030,6 +1048,8 @@ class AnnotationController:
         self._prune_records()
         self.confidence_changed.emit()
         self.propagation_finished.emit(frames, cancelled)
+        if job.record is not None and frames:
+            self.session_changed.emit(job.record)
         self.pump()
         self._update_busy()
 
@@ -1173,6 +1193,8 @@ class AnnotationController:
         self.set_status(f"{word}: {what}.{tail}")
         self.objects_changed.emit()
         self.confidence_changed.emit()
+        for rec in changed:
+            self.session_changed.emit(rec)
 
     def _follow_session_objects(self, gone: set[int], came: set[int]) -> None:
         """Update the objects after undo / redo changed the objects the sessions hold.
@@ -1206,8 +1228,10 @@ class AnnotationController:
             self._say("warning", "IPNet: wait for the running job to finish before resetting")
             return False
         changes: dict[int, tuple[Any, list]] = {}  # id(layer) -> (layer, changes)
+        touched: list[Record] = []
         for rec in self.records.values():
             if k in rec.session.object_ids:
+                touched.append(rec)
                 rec.session.reset(k)
                 rec.round = None
                 rec.empty.pop(k, None)
@@ -1222,6 +1246,8 @@ class AnnotationController:
         self.objects_changed.emit()
         self.confidence_changed.emit()
         self.set_status(f"Object {k} reset.")
+        for rec in touched:
+            self.session_changed.emit(rec)
         return True
 
     def reset_all(self) -> bool:

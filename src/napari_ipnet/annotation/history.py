@@ -37,7 +37,7 @@ def _stack(layer, name: str) -> Sequence[list]:
             _missing_logged = True
             log.warning(
                 "napari-ipnet: this napari has no Labels.%s; undoing IPNet results on the "
-                "layer will not roll IPNet's memory back (napari_ipnet/_qt/_history.py)", name
+                "layer will not roll IPNet's memory back (napari_ipnet/annotation/history.py)", name
             )
         return ()
     return items
