@@ -150,3 +150,30 @@ def test_frame_confidence_is_the_mean_over_objects(stub_model):
     assert c1[2] > 0.8 and c2[2] < 0.5 and c1[4] < 0.5 and c2[4] < 0.5
     assert int(np.argmin(conf)) == 4 and conf[4] < conf[2] < conf[3]
     assert conf[1] == 1.0
+
+
+def test_a_blended_round_blends_the_confidence(stub_model):
+    """A later round's mask is blended with the previous round's by the round's weight,
+    and so is its confidence: a doubtful frame the new round barely reaches stays
+    doubtful in part."""
+    unsure = {"on": True}
+
+    def unsure_on_frame_4(rgb, prev, nb):
+        if unsure["on"] and float(rgb.mean()) > 0.6:
+            return 0.02 + 0.5 * nb
+        return 0.02 + 0.96 * nb
+
+    frames = np.full((8, 48, 64), 40, np.uint8)
+    frames[4] = 250
+    s = _segment(stub_model, unsure_on_frame_4, frames, {1: (20, 28, 28, 36)})
+    old = s.frame_confidence()
+    assert int(np.argmin(old)) == 4 and old[4] < 0.5
+    unsure["on"] = False  # the next round is sure everywhere
+    pos = np.zeros((48, 64), bool)
+    pos[20:28, 28:36] = True
+    s.interact(6, pos)
+    list(s.propagate())
+    new = s.frame_confidence()
+    # frame 4 is 2 of the 5 frames from frame 6 towards frame 1: weight 0.6 for the new round
+    assert new[3] > 0.9 and new[5] > 0.9
+    assert 0.6 * 0.9 + 0.4 * old[4] < new[4] < 0.6 + 0.4 * old[4] + 1e-6

@@ -377,7 +377,9 @@ class Session:
         user annotated (closed rounds) are 1 for the objects annotated there; frames
         never segmented are 0 (nothing is known there); the others carry the score of
         their latest computation (see :func:`mask_confidence`), updated as frames are
-        propagated. Low values point at the frames to check first.
+        propagated; where a later round's mask is blended with the previous round's
+        (:func:`blend_weight`), its score is blended with the previous score by the
+        same weight. Low values point at the frames to check first.
         """
         ids = [object_id] if object_id is not None else self.object_ids
         if not ids:
@@ -790,9 +792,12 @@ class Session:
             out[k] = self._blend(k, f, cy, cx, crop, weights[k])
             # the box covers all of k's neighbour pixels, so its map counts them all; the
             # network's answer before the offset says how sure it was (mask_confidence)
-            self._objects[k].confidence[f] = mask_confidence(
-                out[k], raw=raw, neighbour=maps[1], may_end=self.objects_may_end
-            )
+            conf = mask_confidence(out[k], raw=raw, neighbour=maps[1], may_end=self.objects_may_end)
+            before = self._objects[k].confidence.get(f)
+            if weights[k] < 1.0 and before is not None:
+                # the mask is blended with the previous round's: so is its confidence
+                conf = weights[k] * conf + (1.0 - weights[k]) * before
+            self._objects[k].confidence[f] = conf
         return out
 
     def _blend(self, k: int, f: int, cy: int, cx: int, crop: np.ndarray, w: float):
