@@ -177,3 +177,28 @@ def test_a_blended_round_blends_the_confidence(stub_model):
     # frame 4 is 2 of the 5 frames from frame 6 towards frame 1: weight 0.6 for the new round
     assert new[3] > 0.9 and new[5] > 0.9
     assert 0.6 * 0.9 + 0.4 * old[4] < new[4] < 0.6 + 0.4 * old[4] + 1e-6
+
+
+def test_the_protocol_correlates_over_the_frames_not_annotated():
+    """The annotated frames (confidence 1 by definition) are left out of the figure;
+    the figure over all frames is still there."""
+    from napari_ipnet.evaluation.protocol import _confidence_spearman
+
+    class Fake:
+        def frame_confidence(self):
+            return np.array([1.0, 0.9, 0.2, 0.5, 1.0, 0.7], np.float32)
+
+        def annotated_frames(self):
+            return [0, 4]
+
+    J = np.array([0.3, 0.8, 0.1, 0.4, 0.2, 0.6])  # the annotated frames' J is out of line
+    assert _confidence_spearman(Fake(), J) == pytest.approx(1.0)
+    assert _confidence_spearman(Fake(), J, all_frames=True) < 0.5
+    # fewer than 3 frames left: no figure
+    J2 = np.array([0.3, 0.8, 0.1, 0.4, 0.2, 0.6])
+
+    class Few(Fake):
+        def annotated_frames(self):
+            return [0, 1, 2, 4]
+
+    assert _confidence_spearman(Few(), J2) is None
