@@ -28,3 +28,27 @@ def test_benchmark_script_runs(script, args, expect):
                          timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert expect in out.stdout, out.stdout[-2000:]
+
+
+def test_confidence_ablation_records_and_tabulates(tmp_path):
+    """benchmarks/confidence.py: record the signals on a tiny stack, then print the table."""
+    tifffile = pytest.importorskip("tifffile")
+    import numpy as np
+
+    T, H, W = 5, 64, 80
+    yy, xx = np.mgrid[:H, :W]
+    labels = np.zeros((T, H, W), np.uint8)
+    for t in range(T):
+        labels[t][(yy - 30) ** 2 + (xx - 25 - 3 * t) ** 2 < 100] = 1
+    image = (40 + 180 * (labels > 0)).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "img.tif", image)
+    tifffile.imwrite(tmp_path / "lbl.tif", labels)
+    script = str(BENCHMARKS / "confidence.py")
+    out = subprocess.run([sys.executable, script, "record", "tiff", str(tmp_path / "img.tif"), str(tmp_path / "lbl.tif"),
+                          str(tmp_path / "cho_t.pkl"), "--rounds", "2"], capture_output=True, text=True, check=False,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    out = subprocess.run([sys.executable, script, "table", str(tmp_path)], capture_output=True, text=True, check=False,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "blended like the masks (shipped)" in out.stdout, out.stdout[-2000:]

@@ -161,36 +161,53 @@ def _cover(*extents: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
             max(e[2] for e in extents), max(e[3] for e in extents))
 
 
+def _crispness(p: np.ndarray, also: np.ndarray | None = None) -> float:
+    """Mean ``|2p - 1|`` over the pixels in doubt: p > 0.1, or ``also`` (0 when none)."""
+    doubt = p > 0.1
+    if also is not None:
+        doubt |= also
+    return float(np.mean(np.abs(2.0 * p[doubt] - 1.0))) if doubt.any() else 0.0
+
+
 def mask_confidence(
-    soft: SoftMask | None, previous: SoftMask | None = None, neighbour_area: int | None = None,
-    may_end: bool = False,
+    soft: SoftMask | None, *, raw: np.ndarray | None = None, neighbour: np.ndarray | None = None,
+    neighbour_area: int | None = None, may_end: bool = False,
 ) -> float:
     """How sure the engine is of one object's mask on one frame, in [0, 1].
 
-    The product of three signals the engine has anyway: how crisp the soft mask is
-    (1 - the mean of ``1 - |2p - 1|`` over the pixels with p > 0.1), how little its area
-    changed from the neighbouring frame's (``neighbour_area``: 1 - |a - b| / max(a, b)),
-    and how well it agrees with the previous round's mask of the frame
-    (``previous``: 0.5 + IoU / 2). An object that vanished from one frame to the next
-    scores 0 (0.5 where objects may end). Cheap: one pass over the mask's crop.
+    The product of two signals the engine has anyway:
+
+    - how sure the network is: the mean of ``|2p - 1|`` over the pixels in doubt (p > 0.1,
+      or in the neighbouring frame's mask), where p is ``raw``, the propagation network's
+      own probability over its region of interest *before* the calibration offset and
+      the blend with the previous round (the offset moves the threshold and makes the
+      calibrated mask crisp however unsure the network was), or, without ``raw``, the
+      soft mask itself (an interaction);
+    - how little the mask's area changed from the neighbouring frame's
+      (``neighbour_area``, or the count of ``neighbour``, the neighbour's mask over the
+      same region as ``raw``): ``1 - |a - b| / max(a, b)``.
+
+    An object that vanished from one frame to the next scores 0 (0.5 where objects may
+    end). Measured against the per-frame J (``weights/README.md``, "Per-frame
+    confidence"), the agreement with the previous round's mask (an earlier factor) and
+    the crispness of the calibrated mask were dropped. Cheap: one pass over the crops.
     """
+    if neighbour is not None:
+        neighbour = np.asarray(neighbour) > 0.5
+        if neighbour_area is None:
+            neighbour_area = int(np.count_nonzero(neighbour))
     if soft is None:
         if neighbour_area:
             return 0.5 if may_end else 0.0
         return 1.0  # absent here and on the neighbour: nothing to doubt
-    p = soft.prob
-    fuzzy = p[p > 0.1]
-    crisp = 1.0 - float(np.mean(1.0 - np.abs(2.0 * fuzzy - 1.0))) if fuzzy.size else 0.0
-    score = crisp
-    area = int(np.count_nonzero(p >= 0.5))
+    if raw is not None:
+        also = neighbour if neighbour is not None and neighbour.shape == np.shape(raw) else None
+        score = _crispness(np.asarray(raw, np.float32), also)
+    else:
+        score = _crispness(soft.prob)
     if neighbour_area is not None:
+        area = int(np.count_nonzero(soft.prob >= 0.5))
         score *= 1.0 - abs(area - neighbour_area) / max(area, neighbour_area, 1)
-    if previous is not None and previous is not soft:
-        both = _cover(soft.extent, previous.extent)
-        a = soft.region(*both) >= 0.5
-        b = previous.region(*both) >= 0.5
-        union = np.count_nonzero(a | b)
-        score *= 0.5 + 0.5 * (np.count_nonzero(a & b) / union if union else 1.0)
     return float(np.clip(score, 0.0, 1.0))
 
 
@@ -354,22 +371,28 @@ class Session:
     def frame_confidence(self, object_id: int | None = None) -> np.ndarray:
         """How sure the engine is of each frame's mask: a (T,) float32 array in [0, 1].
 
-        Per object (``object_id``), or the minimum over the objects. Frames the user
-        annotated (closed rounds) are 1; frames never segmented are 0 (nothing is
-        known there); the others carry the score of their latest computation (see
-        :func:`mask_confidence`), updated as frames are propagated. Low values point at
-        the frames to check first.
+        Per object (``object_id``), or the mean over the objects (a frame's J is the mean
+        of its objects' J, and a correction there fixes all of them; the minimum let the
+        hardest of ten cells decide every frame, see ``weights/README.md``). Frames the
+        user annotated (closed rounds) are 1 for the objects annotated there; frames
+        never segmented are 0 (nothing is known there); the others carry the score of
+        their latest computation (see :func:`mask_confidence`), updated as frames are
+        propagated; where a later round's mask is blended with the previous round's
+        (:func:`blend_weight`), its score is blended with the previous score by the
+        same weight. Low values point at the frames to check first.
         """
         ids = [object_id] if object_id is not None else self.object_ids
-        out = np.ones(self.n_frames, np.float32)
+        if not ids:
+            return np.ones(self.n_frames, np.float32)
+        total = np.zeros(self.n_frames, np.float64)
         for k in ids:
             state = self._state(k)
-            conf = np.zeros(self.n_frames, np.float32)
+            conf = np.zeros(self.n_frames, np.float64)
             for t, c in state.confidence.items():
                 conf[t] = c
             conf[sorted(state.annotated)] = 1.0
-            np.minimum(out, conf, out=out)
-        return out
+            total += conf
+        return (total / len(ids)).astype(np.float32)
 
     def _label_dtype(self):
         return np.uint8 if (max(self._objects, default=0) < 256) else np.uint16
@@ -764,13 +787,17 @@ class Session:
             jobs.append(([prev, (neighbour[sl] == k).astype(np.float32)], box))
         extra = [torch.cat([fused[k] for k in ids])]
         out = {}
-        for k, (maps, _), ((cy, cx), crop, _) in zip(ids, jobs, self._run(net, f, jobs, extra)):
-            crop = apply_logit_bias(crop, (bias or {}).get(k, 0.0))
+        for k, (maps, _), ((cy, cx), raw, _) in zip(ids, jobs, self._run(net, f, jobs, extra)):
+            crop = apply_logit_bias(raw, (bias or {}).get(k, 0.0))
             out[k] = self._blend(k, f, cy, cx, crop, weights[k])
-            # the box covers all of k's neighbour pixels, so its map counts them all
-            self._objects[k].confidence[f] = mask_confidence(
-                out[k], self._objects[k].masks.get(f), int(np.count_nonzero(maps[1])), self.objects_may_end
-            )
+            # the box covers all of k's neighbour pixels, so its map counts them all; the
+            # network's answer before the offset says how sure it was (mask_confidence)
+            conf = mask_confidence(out[k], raw=raw, neighbour=maps[1], may_end=self.objects_may_end)
+            before = self._objects[k].confidence.get(f)
+            if weights[k] < 1.0 and before is not None:
+                # the mask is blended with the previous round's: so is its confidence
+                conf = weights[k] * conf + (1.0 - weights[k]) * before
+            self._objects[k].confidence[f] = conf
         return out
 
     def _blend(self, k: int, f: int, cy: int, cx: int, crop: np.ndarray, w: float):

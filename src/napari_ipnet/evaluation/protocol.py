@@ -145,16 +145,29 @@ def _frame_J(gt: np.ndarray, pred: np.ndarray, objects: Sequence[int]) -> float:
     return float(np.mean([jaccard(gt == k, pred == k)[0] for k in objects]))
 
 
-def _confidence_spearman(session, frame_J) -> float | None:
+def _confidence_spearman(session, frame_J, all_frames: bool = False) -> float | None:
     """Spearman correlation between the session's per-frame confidence and J (None
-    when the session has no confidence or either is constant)."""
+    when the session has no confidence, fewer than 3 frames count, or either is
+    constant there).
+
+    Over the frames not annotated yet (``session.annotated_frames()``): those are the
+    frames a confidence is for (the annotated ones score 1 by definition and are not
+    where a user looks next). ``all_frames``: over every frame, the figure reported
+    before (the annotated frames' ties at 1 against their various J weigh on it).
+    """
     if frame_J is None or not hasattr(session, "frame_confidence"):
         return None
     from scipy.stats import spearmanr
 
     conf = np.asarray(session.frame_confidence(), np.float64)
     J = np.asarray(frame_J, np.float64)
-    if conf.shape != J.shape or np.ptp(conf) == 0 or np.ptp(J) == 0:
+    if conf.shape != J.shape:
+        return None
+    keep = np.ones(J.shape, bool)
+    if not all_frames and hasattr(session, "annotated_frames"):
+        keep[[int(t) for t in session.annotated_frames()]] = False
+    conf, J = conf[keep], J[keep]
+    if conf.size < 3 or np.ptp(conf) == 0 or np.ptp(J) == 0:
         return None
     return float(spearmanr(conf, J)[0])
 
@@ -294,7 +307,9 @@ def evaluate_sequence(
                 # J of the frame scribbled on, before and right after the interaction
                 "frame_J_before": frame_before,
                 "frame_J_after": frame_after,
+                # over the frames not annotated yet, and over all frames
                 "confidence_spearman": _confidence_spearman(session, frame_J),
+                "confidence_spearman_all_frames": _confidence_spearman(session, frame_J, all_frames=True),
             }
             records.append(rec)
             if bar is not None:
@@ -338,14 +353,19 @@ def _correction_scores(unit_records: Sequence[Sequence[dict]]) -> dict:
 
     before, after = mean_per_round("frame_J_before"), mean_per_round("frame_J_after")
     later = [v for v in after[1:] if v is not None]
-    rho = [r.get("confidence_spearman") for rec in unit_records for r in rec]
-    rho = [v for v in rho if v is not None]
+    def mean_rho(key):
+        rho = [r.get(key) for rec in unit_records for r in rec]
+        rho = [v for v in rho if v is not None]
+        return float(np.mean(rho)) if rho else None
+
     return {
         "frame_J_before": before,
         "frame_J_after": after,
         "corrected_frame_J": float(np.mean(later)) if later else float("nan"),
-        # Spearman correlation of per-frame confidence and J, mean over rounds and units
-        "confidence_spearman": float(np.mean(rho)) if rho else None,
+        # Spearman correlation of per-frame confidence and J, mean over rounds and units:
+        # over the frames not annotated yet, and over all frames
+        "confidence_spearman": mean_rho("confidence_spearman"),
+        "confidence_spearman_all_frames": mean_rho("confidence_spearman_all_frames"),
     }
 
 
@@ -602,5 +622,8 @@ def format_table(summary: dict) -> str:
             + " ".join(f"{fmt(b)}->{fmt(a)}" for b, a in zip(o["frame_J_before"], o["frame_J_after"]))
         )
     if o.get("confidence_spearman") is not None:
-        lines.append(f"Spearman correlation of frame confidence and J: {o['confidence_spearman']:.3f}")
+        line = f"Spearman correlation of frame confidence and J (frames not annotated): {o['confidence_spearman']:.3f}"
+        if o.get("confidence_spearman_all_frames") is not None:
+            line += f"; over all frames: {o['confidence_spearman_all_frames']:.3f}"
+        lines.append(line)
     return "\n".join(lines)
