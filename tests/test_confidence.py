@@ -150,6 +150,12 @@ def test_frame_confidence_is_the_mean_over_objects(stub_model):
     assert c1[2] > 0.8 and c2[2] < 0.5 and c1[4] < 0.5 and c2[4] < 0.5
     assert int(np.argmin(conf)) == 4 and conf[4] < conf[2] < conf[3]
     assert conf[1] == 1.0
+    # the minimum, on request: the frame where some object is least sure
+    low = s.frame_confidence(reduce="min")
+    np.testing.assert_allclose(low, np.minimum(c1, c2), rtol=1e-6)
+    assert low[2] < 0.5 and low[4] < 0.5
+    with pytest.raises(ValueError, match="reduce"):
+        s.frame_confidence(reduce="max")
 
 
 def test_a_blended_round_blends_the_confidence(stub_model):

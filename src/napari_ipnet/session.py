@@ -368,12 +368,14 @@ class Session:
             np.maximum(best[sl], p, out=best[sl])
         return out
 
-    def frame_confidence(self, object_id: int | None = None) -> np.ndarray:
+    def frame_confidence(self, object_id: int | None = None, reduce: str = "mean") -> np.ndarray:
         """How sure the engine is of each frame's mask: a (T,) float32 array in [0, 1].
 
-        Per object (``object_id``), or the mean over the objects (a frame's J is the mean
-        of its objects' J, and a correction there fixes all of them; the minimum let the
-        hardest of ten cells decide every frame, see ``weights/README.md``). Frames the
+        Per object (``object_id``), or over the objects: their mean (``reduce="mean"``,
+        the default: a frame's J is the mean of its objects' J, and a correction there
+        fixes all of them; the minimum let the hardest of ten cells decide every frame,
+        see ``weights/README.md``) or their minimum (``reduce="min"``: the frame where
+        some object is least sure). Frames the
         user annotated (closed rounds) are 1 for the objects annotated there; frames
         never segmented are 0 (nothing is known there); the others carry the score of
         their latest computation (see :func:`mask_confidence`), updated as frames are
@@ -381,18 +383,19 @@ class Session:
         (:func:`blend_weight`), its score is blended with the previous score by the
         same weight. Low values point at the frames to check first.
         """
+        if reduce not in ("mean", "min"):
+            raise ValueError(f"reduce must be 'mean' or 'min', got {reduce!r}")
         ids = [object_id] if object_id is not None else self.object_ids
         if not ids:
             return np.ones(self.n_frames, np.float32)
-        total = np.zeros(self.n_frames, np.float64)
-        for k in ids:
+        per_object = np.zeros((len(ids), self.n_frames), np.float64)
+        for i, k in enumerate(ids):
             state = self._state(k)
-            conf = np.zeros(self.n_frames, np.float64)
             for t, c in state.confidence.items():
-                conf[t] = c
-            conf[sorted(state.annotated)] = 1.0
-            total += conf
-        return (total / len(ids)).astype(np.float32)
+                per_object[i, t] = c
+            per_object[i, sorted(state.annotated)] = 1.0
+        out = per_object.mean(axis=0) if reduce == "mean" else per_object.min(axis=0)
+        return out.astype(np.float32)
 
     def _label_dtype(self):
         return np.uint8 if (max(self._objects, default=0) < 256) else np.uint16
