@@ -8,23 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from qt_helpers import path, wait_idle
+from qt_helpers import draw_stroke, path, propagate_and_wait, wait_idle
 
 from napari_ipnet._qt.widget import NEGATIVE_COLOR, SHORTCUTS, IPNetWidget, shortcut_help
 
-
-def _scribble(qtbot, widget, frame, y=30, x0=15, x1=35, lead=None):
-    shapes = widget.scribble_layer()
-    shapes.add_paths([path(lead if lead is not None else (frame,), y, x0, x1)])
-    wait_idle(qtbot, widget)
-    return shapes
-
-
-def _propagate(qtbot, widget):
-    with qtbot.waitSignal(widget.propagation_finished, timeout=60_000) as blocker:
-        widget.propagate()
-    wait_idle(qtbot, widget)
-    return blocker.args  # frames, cancelled
+_scribble = draw_stroke
+_propagate = propagate_and_wait  # returns (frames, cancelled)
 
 
 def test_widget_docks_with_manifest_command(make_napari_viewer):
@@ -676,7 +665,11 @@ def test_rgb_channel_choice(make_widget, tiny_rgb, qtbot, channel):
 def test_freehand_drawing_with_the_mouse(make_widget, tiny_rgb, qtbot):
     """The real GUI path: press, drag, release in add_path mode on frame 3."""
     from napari.utils._test_utils import read_only_mouse_event
-    from napari.utils.interactions import mouse_move_callbacks, mouse_press_callbacks, mouse_release_callbacks
+    from napari.utils.interactions import (
+        mouse_move_callbacks,
+        mouse_press_callbacks,
+        mouse_release_callbacks,
+    )
 
     viewer, w, image = make_widget(tiny_rgb)
     w.activate_scribbles("shapes")

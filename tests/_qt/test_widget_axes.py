@@ -4,7 +4,7 @@ pixels told, the axis list following the axis names (issue 19), the ending defau
 from __future__ import annotations
 
 import numpy as np
-from qt_helpers import path, wait_idle
+from qt_helpers import path, propagate_and_wait, wait_idle
 
 from napari_ipnet._qt.widget import ROLE_KEY
 
@@ -14,11 +14,7 @@ def _scribble(qtbot, widget, lead, y=24, x0=20, x1=40):
     wait_idle(qtbot, widget)
 
 
-def _propagate(qtbot, widget):
-    with qtbot.waitSignal(widget.propagation_finished, timeout=60_000) as blocker:
-        widget.propagate()
-    wait_idle(qtbot, widget)
-    return blocker.args
+_propagate = propagate_and_wait
 
 
 def _stub(stub_model):

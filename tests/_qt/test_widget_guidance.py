@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from qt_helpers import path, wait_idle
+from qt_helpers import draw_stroke, path, propagate_and_wait, wait_idle
 
 
 def _shape_model(stub_model):
@@ -15,18 +15,8 @@ def _shape_model(stub_model):
     return model
 
 
-def _scribble(qtbot, w, frame, y=30, x0=15, x1=35):
-    shapes = w.scribble_layer()
-    shapes.add_paths([path((frame,), y, x0, x1)])
-    wait_idle(qtbot, w)
-    return shapes
-
-
-def _propagate(qtbot, w):
-    with qtbot.waitSignal(w.propagation_finished, timeout=60_000) as blocker:
-        w.propagate()
-    wait_idle(qtbot, w)
-    return blocker.args
+_scribble = draw_stroke
+_propagate = propagate_and_wait  # returns (frames, cancelled)
 
 
 def test_undo_before_propagating_takes_the_stroke_with_its_mask(make_widget, tiny_rgb, qtbot, stub_model, notes):
