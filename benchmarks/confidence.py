@@ -31,7 +31,6 @@ from scipy.stats import spearmanr
 from napari_ipnet.calibration import apply_logit_bias
 from napari_ipnet.evaluation import protocol
 from napari_ipnet.evaluation.metrics import jaccard
-from napari_ipnet.model.roi import object_box_from_bounds, union_bounds
 from napari_ipnet.session import Session
 
 
@@ -49,18 +48,8 @@ class RecordingSession(Session):
     def _propagate_objects(self, net, f, neighbour, weights, fused, bias=None):
         h, w = self.frames.height, self.frames.width
         ids = list(weights)
-        where = ndimage.find_objects(neighbour, max_label=max(ids))
-        jobs, boxes = [], []
-        for k in ids:
-            soft = self._objects[k].masks.get(f)
-            nb_slices = where[k - 1]
-            nb_bounds = None if nb_slices is None else (
-                nb_slices[0].start, nb_slices[1].start, nb_slices[0].stop - 1, nb_slices[1].stop - 1
-            )
-            box = object_box_from_bounds(union_bounds([soft.bounds() if soft is not None else None, nb_bounds]), h, w)
-            sl, prev = self._region_of(f, k, box)
-            jobs.append(([prev, (neighbour[sl] == k).astype(np.float32)], box))
-            boxes.append(box.clip_int(h, w))
+        jobs = self._propagation_jobs(f, neighbour, ids)  # the engine's own inputs and boxes
+        boxes = [box.clip_int(h, w) for _, box in jobs]
         extra = [torch.cat([fused[k] for k in ids])]
         out, raw = {}, {}
         t = self._round_frame

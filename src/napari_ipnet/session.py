@@ -763,6 +763,27 @@ class Session:
     def _propagation_net(self):
         return self.model.propagation_for(self.objects_may_end)
 
+    def _propagation_jobs(self, f: int, neighbour: np.ndarray, ids: list[int]) -> list[tuple[list[np.ndarray], Box]]:
+        """The propagation network's inputs on frame ``f`` for objects ``ids``: one
+        ``([previous-round mask, neighbour's mask], box)`` per object (see :meth:`_run`).
+
+        Each box comes from the object's own masks (this frame's previous round, the
+        neighbouring frame's label ``neighbour``) and covers all of its neighbour pixels.
+        """
+        h, w = self.frames.height, self.frames.width
+        where = ndimage.find_objects(neighbour, max_label=max(ids))  # each label's bounds, one pass
+        jobs = []
+        for k in ids:
+            soft = self._objects[k].masks.get(f)
+            nb_slices = where[k - 1]
+            nb_bounds = None if nb_slices is None else (
+                nb_slices[0].start, nb_slices[1].start, nb_slices[0].stop - 1, nb_slices[1].stop - 1
+            )
+            box = object_box_from_bounds(union_bounds([soft.bounds() if soft is not None else None, nb_bounds]), h, w)
+            sl, prev = self._region_of(f, k, box)
+            jobs.append(([prev, (neighbour[sl] == k).astype(np.float32)], box))
+        return jobs
+
     def _propagate_objects(
         self, net, f: int, neighbour: np.ndarray, weights: dict[int, float], fused: dict,
         bias: dict[int, float] | None = None,
@@ -775,19 +796,8 @@ class Session:
         region of interest comes from its own masks (this frame's previous
         round, the neighbouring frame's label).
         """
-        h, w = self.frames.height, self.frames.width
         ids = list(weights)
-        where = ndimage.find_objects(neighbour, max_label=max(ids))  # each label's bounds, one pass
-        jobs = []
-        for k in ids:
-            soft = self._objects[k].masks.get(f)
-            nb_slices = where[k - 1]
-            nb_bounds = None if nb_slices is None else (
-                nb_slices[0].start, nb_slices[1].start, nb_slices[0].stop - 1, nb_slices[1].stop - 1
-            )
-            box = object_box_from_bounds(union_bounds([soft.bounds() if soft is not None else None, nb_bounds]), h, w)
-            sl, prev = self._region_of(f, k, box)
-            jobs.append(([prev, (neighbour[sl] == k).astype(np.float32)], box))
+        jobs = self._propagation_jobs(f, neighbour, ids)
         extra = [torch.cat([fused[k] for k in ids])]
         out = {}
         for k, (maps, _), ((cy, cx), raw, _) in zip(ids, jobs, self._run(net, f, jobs, extra)):
