@@ -12,7 +12,10 @@ Every source yields short clips ``(frames, masks)``: frames float32 (n, H, W, 3)
   drift, touching neighbours) and one target cell;
 - *nuclei*: stained nuclei closer to real ones (irregular outlines, punctate foci,
   nucleoli, dim and touching neighbours, shot noise), as a time-lapse or as a focal
-  series along z.
+  series along z;
+- *rods*: a dense colony of touching rod-shaped bacteria that drifts, grows and
+  divides, in phase contrast or fluorescence (a share ``rods_share`` of the generated
+  cells; none by default).
 """
 
 from __future__ import annotations
@@ -101,7 +104,7 @@ class ClipSampler:
 
     def __init__(self, davis_root: Path | None, sequences: list[str], n_frames: int = 3, seed: int = 0,
                  mix=(0.35, 0.25, 0.1, 0.3), nuclei_share: float = 0.7, distractor_prob: float = 0.5,
-                 nuclei_ending: float = 0.0, dim_frames: float = 0.0) -> None:
+                 nuclei_ending: float = 0.0, dim_frames: float = 0.0, rods_share: float = 0.0) -> None:
         self.rng = np.random.default_rng(seed)
         self.n = n_frames
         self.data = []
@@ -118,6 +121,7 @@ class ClipSampler:
         self.distractor_prob = float(distractor_prob)
         self.nuclei_ending = float(nuclei_ending)
         self.dim_frames = float(dim_frames)
+        self.rods_share = float(rods_share)
 
     # -- sources ------------------------------------------------------------------
     def _davis_clip(self):
@@ -210,6 +214,9 @@ class ClipSampler:
         return np.stack(fs), np.stack(ms)
 
     def _cells_clip(self):
+        # rods only draw from the generator when asked for: the default keeps the clips of a seed
+        if self.rods_share > 0 and self.rng.random() < self.rods_share:
+            return synthetic_rods(self.rng, self.n)
         if self.rng.random() < self.nuclei_share:
             return synthetic_nuclei(self.rng, self.n, ending=self.nuclei_ending)
         return synthetic_cells(self.rng, self.n)
@@ -426,3 +433,228 @@ def synthetic_nuclei(rng, n_frames: int, size: int | None = None, n_cells: int |
     lo, hi = np.percentile(stack, [0.5, 99.8])
     stack = np.clip((stack - lo) / max(hi - lo, 1e-6), 0, 1).astype(np.float32)
     return np.repeat(stack[..., None], 3, -1), np.stack(masks)
+
+
+def _segment_distance(p, q, ends_p, ends_q) -> float:
+    """Smallest distance between two segments (centre, half-axis vector each), sampled."""
+    s = np.linspace(-1.0, 1.0, 9)[:, None]
+    a = p + s * ends_p  # points along the first segment
+    d = q - a  # to the second segment's centre
+    # project each point on the second segment, clipped to its ends
+    ee = float(ends_q @ ends_q) or 1e-9
+    u = np.clip(-(d @ ends_q) / ee, -1.0, 1.0)
+    closest = q + u[:, None] * ends_q
+    best = float(np.min(np.linalg.norm(a - closest, axis=1)))
+    b = q + s * ends_q
+    d = p - b
+    ep = float(ends_p @ ends_p) or 1e-9
+    u = np.clip(-(d @ ends_p) / ep, -1.0, 1.0)
+    closest = p + u[:, None] * ends_p
+    return min(best, float(np.min(np.linalg.norm(b - closest, axis=1))))
+
+
+def _rod_colony(rng, k: int, width: float, gap: tuple[float, float], radius: float):
+    """Centres (k, 2), angles (k,) and lengths (k,) of rods packed into a colony.
+
+    Each new rod is put beside an earlier one (side by side, nearly parallel, shifted
+    along it) or, a quarter of the time, end to end with it (as after a division), at a
+    distance ``width + gap`` from it, and kept where it overlaps no other rod and lies
+    within ``radius`` of the colony's centre: touching rods in locally aligned groups,
+    as in a bacterial micro-colony. Fewer than ``k`` rods come back when the colony is full.
+    """
+    centres, angles, lengths = [np.zeros(2)], [rng.uniform(0, np.pi)], [width * rng.uniform(2.5, 6.0)]
+
+    def axis(a, length):
+        return 0.5 * max(length - width, 0.0) * np.array([np.sin(a), np.cos(a)])
+
+    while len(centres) < k:
+        found = []  # valid places for the next rod; the one nearest the centre is kept (a compact colony)
+        for _ in range(40):
+            j = int(rng.integers(len(centres)))
+            a = angles[j] + rng.normal(0, 0.12)
+            length = width * rng.uniform(2.5, 6.0)
+            g = rng.uniform(*gap)
+            along = np.array([np.sin(angles[j]), np.cos(angles[j])])
+            across = np.array([along[1], -along[0]])
+            if rng.random() < 0.25:  # end to end
+                off = (0.5 * (lengths[j] + length) + g) * along * rng.choice([-1, 1]) + rng.normal(0, 0.1 * width) * across
+            else:  # side by side
+                off = (width + g) * across * rng.choice([-1, 1]) + rng.uniform(-0.5, 0.5) * lengths[j] * along
+            c = centres[j] + off
+            if np.linalg.norm(c) + 0.5 * length > radius:
+                continue
+            ends = axis(a, length)
+            if all(_segment_distance(c, ci, ends, axis(ai, li)) >= width + gap[0] - 0.5
+                   for ci, ai, li in zip(centres, angles, lengths)):
+                found.append((float(np.linalg.norm(c)), c, a, length))
+                if len(found) == 6:
+                    break
+        if not found:
+            break
+        _, c, a, length = min(found, key=lambda f: f[0])
+        centres.append(c)
+        angles.append(a)
+        lengths.append(length)
+    return np.array(centres), np.array(angles), np.array(lengths)
+
+
+def synthetic_rods(rng, n_frames: int, size: int | None = None, n_cells: int | None = None,
+                   division: float = 0.5, phase: bool | None = None, return_labels: bool = False):
+    """A clip of a dense colony of rod-shaped bacteria that drifts and grows.
+
+    Matched to the trpL time-lapse of ``../shared/data/microscopy`` (phase contrast):
+    rods are capsules (spherocylinders) 9-22 px wide and 2.5-6 widths long (trpL: 19-21 px
+    wide, 50-125 px long), packed side by side or end to end in locally aligned groups
+    with gaps of 0-0.2 widths between neighbours; in phase contrast they are dark
+    (0.3-0.65 of the background) inside a bright halo that also fills the thin gaps
+    between them (trpL: 1.2-1.75, up to 2.3 in the gaps), on a mottled background with
+    a few bright rings and dark specks that stay where they are while the colony drifts
+    (trpL: 10-100 px a frame of 1026; here up to 8 % of the side a frame). A quarter of
+    the clips (``phase=False``) are fluorescence-like instead: bright rods, dim gaps,
+    no halo. Every rod grows along its axis (0-10 % a frame), moves and turns a little
+    on its own; the colony drifts, turns slowly and spreads as it grows.
+
+    With probability ``division`` one rod at least 5 widths long (the target half of the
+    time, if it is that long) divides: a septum pinches it for a frame, then it is two daughters, each a new rod. The target
+    then follows the daughter that overlaps its previous mask most, as the evaluation's
+    :func:`~napari_ipnet.evaluation.datasets.link_by_overlap` links a reference
+    segmentation's labels; the other daughter is a distractor beside it.
+
+    Returns frames (n, H, W, 3) float32 in [0, 1] and the mask (n, H, W) bool of one
+    target rod, like :func:`synthetic_nuclei`; with ``return_labels`` also the instance
+    labels (n, H, W) int32, linked through the clip as above (the target is the id of
+    ``masks``, the daughter that does not take over the mother's id gets a new one).
+    """
+    h = int(size or rng.integers(224, 400))
+    w = int(size or rng.integers(224, 400))
+    k = int(n_cells or rng.integers(4, 21))
+    phase = bool(rng.random() < 0.75) if phase is None else bool(phase)
+    width = rng.uniform(9, 22)
+    gap = (0.0, rng.uniform(0.02, 0.2) * width)
+    radius = 0.42 * min(h, w)
+    pos, ang, length = _rod_colony(rng, k, width, gap, radius)
+    k = len(pos)
+    # motion: colony drift (px/frame), slow colony turn and spread; per-rod jitter, turn, growth
+    speed = rng.uniform(0, 0.08) * min(h, w)
+    heading = rng.uniform(0, 2 * np.pi)
+    drift = speed * np.array([np.sin(heading), np.cos(heading)])
+    turn = rng.normal(0, 0.015)
+    growth = rng.uniform(0, 0.1, k)
+    spread = float(growth.mean())  # the colony spreads along the rods as they grow end to end
+    jitter = rng.normal(0, rng.uniform(0.2, 0.8), size=(n_frames, k, 2)).cumsum(0)
+    spin = rng.normal(0, 0.012, k)
+    # the colony's centre mid-clip lies near the image centre
+    centre0 = np.array([h, w]) / 2 - drift * (n_frames - 1) / 2 + rng.normal(0, 0.05, 2) * (h, w)
+    target = int(rng.integers(k))
+    divides, t_div = -1, n_frames
+    if n_frames > 1 and rng.random() < division:
+        # a long rod (at least 5 widths: trpL's rods divide at 110-155 px, 5.5-7.5 widths) divides
+        long = np.flatnonzero(length >= 5 * width)
+        if len(long):
+            divides = target if (rng.random() < 0.5 and target in long) else int(rng.choice(long))
+            t_div = int(rng.integers(1, n_frames))
+    depth = rng.uniform(0.45, 0.7) if phase else 0.0
+    rod_level = rng.uniform(0.85, 1.15, k)  # per-rod darkness (phase) or brightness (fluorescence)
+    halo_amp = rng.uniform(0.6, 1.3)
+    fluo_gain = rng.uniform(0.6, 0.9)
+    halo_sigma = rng.uniform(0.5, 1.0) * width
+    bg = rng.uniform(0.4, 0.6) if phase else rng.uniform(0.02, 0.1)
+    illum = _smooth_noise(rng, (h, w), rng.uniform(8, 30))
+    mottle = _smooth_noise(rng, (h, w), rng.uniform(1.5, 4))
+    specks = [(rng.uniform(0, h), rng.uniform(0, w), rng.uniform(2, 8), rng.random() < 0.6)
+              for _ in range(int(rng.integers(0, 10)))]
+    noise = rng.uniform(0.01, 0.03)
+    blur = rng.uniform(0.5, 1.3)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    back = bg * (1 + 0.03 * illum + 0.02 * mottle)
+    for sy, sx, sr, ring in specks:  # bright rings (beads) and dark specks, fixed in the image
+        d = np.sqrt((yy - sy) ** 2 + (xx - sx) ** 2)
+        back = back + (bg * 0.5 * np.exp(-((d - sr) ** 2) / 1.5) if ring else -bg * 0.4 * np.exp(-(d * d) / (sr * sr)))
+
+    swap = [False]  # set when the daughters swap ids (see below)
+    level_of = np.append(rod_level, rod_level[divides] if divides >= 0 else 1.0)
+
+    def rods_at(t):
+        """(centre, angle, length, id, septum) of every rod in frame t."""
+        rot = turn * t
+        c, s = np.cos(rot), np.sin(rot)
+        out = []
+        for i in range(k):
+            along = np.array([np.sin(ang[i]), np.cos(ang[i])])
+            rel = pos[i] + along * float(along @ pos[i]) * ((1 + spread) ** t - 1)
+            rel = np.array([c * rel[0] - s * rel[1], s * rel[0] + c * rel[1]])
+            centre = centre0 + t * drift + rel + jitter[t, i]
+            a = ang[i] + rot + spin[i] * t
+            L = length[i] * (1 + growth[i]) ** t
+            if i != divides or t < t_div - 1:
+                out.append((centre, a, L, i + 1, False))
+            elif t == t_div - 1:
+                out.append((centre, a, L, i + 1, True))  # pinched, still one rod
+            else:  # two daughters with a thin cut between them, the mother's length in all
+                cut = max(0.5 * gap[1], 1.5)
+                half = 0.5 * (L - cut)
+                along = np.array([np.sin(a), np.cos(a)])
+                ids = (i + 1, k + 1) if not swap[0] else (k + 1, i + 1)
+                for sign, new_id in zip((-1, 1), ids):
+                    out.append((centre + sign * 0.5 * (half + cut) * along, a + sign * 0.03 * (t - t_div + 1),
+                                half, new_id, False))
+        return out
+
+    frames, labels = [], []
+    for t in range(n_frames):
+        best = np.full((h, w), np.inf, np.float32)  # distance to the owning rod's axis, over its half-width
+        label = np.zeros((h, w), np.int32)
+        occ = np.zeros((h, w), np.float32)  # rod coverage (anti-aliased)
+        level = np.zeros((h, w), np.float32)
+        for centre, a, L, rid, septum in rods_at(t):
+            reach = 0.5 * L + width
+            y0, y1 = int(max(centre[0] - reach, 0)), int(min(centre[0] + reach + 1, h))
+            x0, x1 = int(max(centre[1] - reach, 0)), int(min(centre[1] + reach + 1, w))
+            if y1 <= y0 or x1 <= x0:
+                continue
+            dy, dx = yy[y0:y1, x0:x1] - centre[0], xx[y0:y1, x0:x1] - centre[1]
+            u = np.sin(a) * dy + np.cos(a) * dx  # along the rod
+            v = np.cos(a) * dy - np.sin(a) * dx  # across
+            half_axis = max(0.5 * L - 0.5 * width, 0.0)
+            d = np.sqrt(np.clip(np.abs(u) - half_axis, 0, None) ** 2 + v * v)  # distance to the axis segment
+            r = d / (0.5 * width)
+            cover = np.clip(0.5 * width - d + 0.5, 0, 1)
+            if septum:  # a constriction across the middle: the image only, the mask stays one rod
+                cover = cover * (1 - 0.6 * np.exp(-(u * u) / (0.02 * width * width)))
+            own = (r <= 1.0) & (r < best[y0:y1, x0:x1])
+            best[y0:y1, x0:x1][own] = r[own]
+            label[y0:y1, x0:x1][own] = rid
+            sub = occ[y0:y1, x0:x1]
+            np.maximum(sub, cover, out=sub)
+            lv = level[y0:y1, x0:x1]
+            # darker (brighter in fluorescence) at the rim than along the middle
+            np.maximum(lv, cover * level_of[rid - 1] * (0.85 + 0.15 * np.clip(r, 0, 1)), out=lv)
+        if divides >= 0 and t == t_div:
+            # the mother's id (the target's, if it divides) goes to the daughter that overlaps the
+            # mother's previous mask most, as link_by_overlap links them; the other is a new rod
+            prev = labels[-1] == divides + 1
+            ious = []
+            for rid in (divides + 1, k + 1):
+                cur = label == rid
+                union = (cur | prev).sum()
+                ious.append((cur & prev).sum() / union if union else 0.0)
+            if ious[1] > ious[0]:  # the other daughter takes over the mother's id from now on
+                swap[0] = True
+                a_, b_ = label == divides + 1, label == k + 1
+                label[a_], label[b_] = k + 1, divides + 1
+        if phase:
+            halo = np.clip(ndimage.gaussian_filter(occ, halo_sigma) * 1.6 - occ, 0, None)
+            img = back * (1 - depth * level) + bg * halo_amp * halo * (1 - occ)
+        else:
+            img = back + level * fluo_gain * (1 + 0.1 * mottle)
+        img = ndimage.gaussian_filter(img, blur)
+        img = img + rng.normal(0, noise * (bg if phase else 0.5), img.shape).astype(np.float32)
+        frames.append(img.astype(np.float32))
+        labels.append(label)
+    stack = np.stack(frames)
+    lo, hi = np.percentile(stack, [0.5, 99.8])
+    stack = np.clip((stack - lo) / max(hi - lo, 1e-6), 0, 1).astype(np.float32)
+    labels = np.stack(labels)
+    masks = labels == target + 1
+    frames = np.repeat(stack[..., None], 3, -1)
+    return (frames, masks, labels) if return_labels else (frames, masks)
