@@ -39,6 +39,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "a model trained with 0.5 dropped dim cells of time-lapses)")
     parser.add_argument("--dim-frames", type=float, default=0.0,
                         help="share of clips with one frame darkened to 35-70 %% (mask unchanged)")
+    parser.add_argument("--rods-share", type=float, default=0.0, metavar="S",
+                        help="share S of the generated cell clips that show a dense colony of touching rod-shaped "
+                             "bacteria that drifts, grows and divides (phase contrast or fluorescence, like the "
+                             "trpL time-lapse); with --davis, validation gets rod clips too (default 0: none)")
     parser.add_argument("--init", type=Path, default=None,
                         help="start a new run from the weights of this checkpoint (.pt or .safetensors)")
     parser.add_argument("--good-neighbour", type=float, default=0.0, metavar="P",
@@ -73,9 +77,13 @@ def run(args: argparse.Namespace) -> int:
                           lr=args.lr, encoder_lr=args.lr / 2, seed=args.seed, val_every=args.val_every,
                           roi_size=args.roi, decay_steps=args.decay_steps,
                           init=str(args.init) if args.init else None, freeze_interaction=args.freeze_interaction,
-                          good_neighbour=args.good_neighbour)
+                          good_neighbour=args.good_neighbour, nuclei_ending=args.nuclei_ending,
+                          dim_frames=args.dim_frames, rods_share=args.rods_share)
+        if not 0.0 <= args.rods_share <= 1.0:
+            raise ValueError(f"--rods-share must be between 0 and 1, got {args.rods_share}")
         sampler = ClipSampler(args.davis, seqs, n_frames=args.frames, seed=args.seed,
-                              nuclei_ending=args.nuclei_ending, dim_frames=args.dim_frames)
+                              nuclei_ending=args.nuclei_ending, dim_frames=args.dim_frames,
+                              rods_share=args.rods_share)
         val_clips = None
         if args.davis:
             vs = ClipSampler(args.davis, [s for s in holdout if s in list_sequences(args.davis)], n_frames=5,
@@ -85,6 +93,10 @@ def run(args: argparse.Namespace) -> int:
             from .data import synthetic_cells, synthetic_nuclei
             val_clips = (val_clips or []) + [synthetic_cells(cells, 5) for _ in range(4)]
             val_clips += [synthetic_nuclei(cells, 5) for _ in range(4)]
+            if args.rods_share > 0:  # from a generator of their own: the other clips stay as they were
+                from .data import synthetic_rods
+                rods = np.random.default_rng(4343)
+                val_clips += [synthetic_rods(rods, 5) for _ in range(4)]
     except (OSError, ValueError) as err:  # unreadable data or settings, before any training
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -49,6 +49,12 @@ class TrainConfig:
     #: slightly perturbed, instead of the model's own mask: the network learns to keep
     #: a good mask, not only to repair its own (see :func:`perturb_mask`)
     good_neighbour: float = 0.0
+    #: the clip sampler's settings, recorded with the run (``ClipSampler`` uses them, the loop does not):
+    #: share of synthetic z-series whose target nucleus ends, share of clips with a dim frame, and
+    #: share of the generated cells that are rod-shaped bacteria in a dense colony
+    nuclei_ending: float = 0.0
+    dim_frames: float = 0.0
+    rods_share: float = 0.0
 
 
 def lr_scale(step: int, cfg: TrainConfig) -> float:
