@@ -8,7 +8,8 @@ every candidate signal at the frame's latest computation, and after each round s
 them with the per-object J. The signals do not change the masks, so one run serves
 every combination. ``table`` prints the Spearman correlation of each signal, over the
 frames not annotated yet, mean over rounds and units (the protocol's figure).
-The recording Session mirrors ``Session._propagate_objects`` (keep them in step).
+The recording Session wraps ``Session._propagate_objects`` (the masks are the engine's,
+memory readout included) and reads the network's raw answers from ``Session._run``.
 
     python benchmarks/confidence.py record davis ../shared/data/davis2016 bus,elephant,hike,lucia,motorbike,rhino runs/conf/train.pkl
     python benchmarks/confidence.py record davis ../shared/data/davis2016 bear,boat,car-turn,dance-jump,kite-walk,soccerball runs/conf/held.pkl
@@ -45,19 +46,23 @@ class RecordingSession(Session):
         self.signals = {}  # (k, f) -> dict
         self.events = []  # one per (object, frame) propagated, in order
 
-    def _propagate_objects(self, net, f, neighbour, weights, fused, bias=None):
+    def _run(self, net, frame, jobs, extra=(), rgb=None):
+        results = super()._run(net, frame, jobs, extra, rgb)
+        self._last_run = (jobs, results)  # the network's raw answers, read below
+        return results
+
+    def _propagate_objects(self, net, f, neighbour, weights, fused, bias=None, memories=None, memory=None):
         h, w = self.frames.height, self.frames.width
         ids = list(weights)
-        jobs = self._propagation_jobs(f, neighbour, ids)  # the engine's own inputs and boxes
+        out = super()._propagate_objects(net, f, neighbour, weights, fused, bias, memories, memory)
+        jobs, results = self._last_run  # the engine's own inputs, boxes and raw answers
         boxes = [box.clip_int(h, w) for _, box in jobs]
-        extra = [torch.cat([fused[k] for k in ids])]
-        out, raw = {}, {}
+        raw = {}
         t = self._round_frame
-        for k, (maps, _), cb, ((cy, cx), crop, _) in zip(ids, jobs, boxes, self._run(net, f, jobs, extra)):
+        for k, (maps, _), cb, ((cy, cx), crop, _) in zip(ids, jobs, boxes, results):
             raw[k] = (cy, cx, crop)
             b = (bias or {}).get(k, 0.0)
             cal = apply_logit_bias(crop, b)
-            out[k] = self._blend(k, f, cy, cx, cal, weights[k])
             previous = self._objects[k].masks.get(f)
             nb = maps[1] > 0.5
             s = {"bias": b, "dist": abs(f - (t if t is not None else f)), "weight": weights[k],

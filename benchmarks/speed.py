@@ -27,12 +27,14 @@ import numpy as np
 SIZES = {"480p": (480, 854), "1024x1024": (1024, 1024)}
 #: "default" is the bundled trained model (EfficientNet-Lite0 at the ROI size it was
 #: trained at); the other two are random-weight architectures at the paper's 256 px ROI
-ENCODERS = ("default", "default-unrefined", "default-uncalibrated", "efficientnet_lite0", "resnet50")
+ENCODERS = ("default", "default-unrefined", "default-uncalibrated", "default-no-memory", "efficientnet_lite0",
+            "resnet50")
 #: "default-unrefined": the bundled model with the scribble refinement off
 #: (``Session(refine=False)``), to measure what the refinement costs per interaction;
 #: "default-uncalibrated": with the propagation's calibration off
 #: (``Session(calibrate=False)``): the calibration's extra network pass falls in the
-#: first propagated frame, reported on its own
+#: first propagated frame, reported on its own; "default-no-memory": without the
+#: memory readout (``Session(memory=False)``), to measure what it costs per frame
 
 
 def cpu_name() -> str:
@@ -94,13 +96,13 @@ def _sync(device: str) -> None:
 
 
 def measure_once(model, size: tuple[int, int], device: str, n_frames: int, seed: int, refine: bool = True,
-                 calibrate: bool = True) -> tuple:
+                 calibrate: bool = True, memory: bool = True) -> tuple:
     """One repeat: (interaction wall, interaction CPU, [propagation wall], [propagation CPU]) in ms."""
     from napari_ipnet.session import Session
 
     h, w = size
     frames, pos = make_frames(n_frames, h, w, seed=seed)
-    session = Session(frames, model, refine=refine, calibrate=calibrate)
+    session = Session(frames, model, refine=refine, calibrate=calibrate, memory=None if memory else False)
     _sync(device)
     c0, t0 = time.process_time(), time.perf_counter()
     session.interact(0, pos, None, object_id=1)
@@ -128,7 +130,8 @@ def run(devices: list[tuple[str, bool]], repeats: int, n_frames: int, sizes=SIZE
             for (enc, sz), acc in samples.items():
                 i, ic, p, pc = measure_once(models[enc], sizes[sz], device, n_frames, seed=rep,
                                             refine=enc != "default-unrefined",
-                                            calibrate=enc != "default-uncalibrated")
+                                            calibrate=enc != "default-uncalibrated",
+                                            memory=enc != "default-no-memory")
                 if rep > 0:
                     acc[0].append(i)
                     acc[1].append(ic)
@@ -182,6 +185,14 @@ def table(rows: list[dict]) -> str:
                 f"  propagation calibration   {device:<10} {size:<10} first propagated frame "
                 f"{r['first_frame_ms']:.0f} vs {base['first_frame_ms']:.0f} ms, later frames "
                 f"x{r['propagation_ms'] / base['propagation_ms']:.2f}"
+            )
+    for (device, enc, size), r in by.items():
+        if enc == "default" and (device, "default-no-memory", size) in by:
+            base = by[(device, "default-no-memory", size)]
+            lines.append(
+                f"  memory readout            {device:<10} {size:<10} first propagated frame "
+                f"{r['first_frame_ms']:.0f} vs {base['first_frame_ms']:.0f} ms, later frames "
+                f"x{r['propagation_ms'] / base['propagation_ms']:.2f} (+{r['propagation_ms'] - base['propagation_ms']:.0f} ms)"
             )
     for base_name in ("efficientnet_lite0", "default"):
         for (device, enc, size), r in by.items():

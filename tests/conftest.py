@@ -106,20 +106,30 @@ class StubModel:
     def propagation_for(self, may_end: bool):
         return self.propagation
 
+    def image_features(self, rgb):
+        """The colour of each 8 x 8 cell plus a constant, scaled to unit length."""
+        import torch
+        import torch.nn.functional as F
+
+        cells = F.avg_pool2d(rgb, 8)
+        return F.normalize(torch.cat([cells, torch.full_like(cells[:, :1], 0.1)], dim=1), dim=1)
+
 
 @pytest.fixture
 def stub_model(monkeypatch):
     """Factory: ``stub_model(interaction=..., propagation=...)``.
 
     Tests with stub networks check the engine's plumbing against the stubs' exact
-    outputs, so their sessions keep the networks' output unrefined and uncalibrated
-    (the scribble refinement and the propagation's calibration have tests of their
-    own, tests/test_refine.py and tests/test_calibration.py).
+    outputs, so their sessions keep the networks' output unrefined, uncalibrated and
+    without the memory readout (the scribble refinement, the propagation's
+    calibration and the memory have tests of their own, tests/test_refine.py,
+    tests/test_calibration.py and tests/test_memory.py).
     """
     from napari_ipnet.session import Session
 
     monkeypatch.setattr(Session, "default_refine", None)
     monkeypatch.setattr(Session, "calibrate_propagation", False)
+    monkeypatch.setattr(Session, "default_memory", None)
     return StubModel
 
 

@@ -34,5 +34,5 @@ def test_something_else_does_not():
     assert not isinstance(object(), SegmentationModel)
     # every member the protocol names exists on the real class
     for name in ("interaction", "propagation", "config", "device", "uses_objects_may_end", "eval", "autocast",
-                 "propagation_for"):
+                 "propagation_for", "image_features"):
         assert hasattr(build_model(), name), name

@@ -28,6 +28,7 @@ from scipy import ndimage
 
 from .calibration import apply_logit_bias, fit_logit_bias
 from .frames import FrameSource
+from .memory import MemoryFrame, MemorySettings, ObjectMemory, fuse, label_cells, readout
 from .model.interface import SegmentationModel
 from .model.roi import Bounds, Box, map_bounds, object_box_from_bounds, union_bounds, warp_in, warp_out
 from .refine import RefineSettings, refine_probability
@@ -262,6 +263,11 @@ class Session:
         Calibrate the propagation of each object's first round on its annotated
         frame (see :mod:`napari_ipnet.calibration`); None (the default) takes
         :attr:`calibrate_propagation` (on).
+    memory:
+        Propagation also reads the object's annotated frames and the frame it comes
+        from, by image features (see :mod:`napari_ipnet.memory`): a
+        :class:`~napari_ipnet.memory.MemorySettings` sets how, False turns it off,
+        None (the default) takes :attr:`default_memory`.
     """
 
     #: objects run through a network in one call (a batch); more are split into chunks
@@ -274,6 +280,9 @@ class Session:
     #: (see :mod:`napari_ipnet.calibration`): one more network pass per new object
     calibrate_propagation: bool = True
 
+    #: the memory readout a session uses when ``memory`` is not given
+    default_memory: MemorySettings | None = MemorySettings()
+
     def __init__(
         self,
         frames,
@@ -281,6 +290,7 @@ class Session:
         objects_may_end: bool = False,
         refine: bool | RefineSettings | None = None,
         calibrate: bool | None = None,
+        memory: bool | MemorySettings | None = None,
     ) -> None:
         self.frames = frames if isinstance(frames, FrameSource) else FrameSource(frames)
         self.model = model.eval()
@@ -294,6 +304,13 @@ class Session:
         self.refine: RefineSettings | None = refine or None
         if calibrate is not None:
             self.calibrate_propagation = bool(calibrate)
+        if memory is None:
+            memory = self.default_memory
+        elif memory is True:
+            memory = MemorySettings()
+        if not (memory is False or memory is None or isinstance(memory, MemorySettings)):
+            raise TypeError(f"memory must be True, False, None or a MemorySettings, got {memory!r}")
+        self.memory: MemorySettings | None = memory or None
         self._objects: dict[int, _ObjectState] = {}
         self._round_frame: int | None = None  # frame interacted on in the open round
         self._round_objects: list[int] = []
@@ -418,7 +435,27 @@ class Session:
         rgb = self.frames.rgb(frame)
         return torch.from_numpy(rgb).permute(2, 0, 1)[None].to(self.model.device)
 
-    def _run(self, net, frame: int, jobs: list[tuple[list[np.ndarray], Box]], extra=()):
+    def _roi_rgb(self, frame: int, boxes: list[Box]) -> torch.Tensor:
+        """Frame ``frame`` warped into each box: (len(boxes), 3, S, S) on the model's device."""
+        h, w = self.frames.height, self.frames.width
+        size = self.model.config.roi_size
+        frame_rgb = self._rgb_tensor(frame)
+        crops = []
+        for box in boxes:
+            y0, x0, y1, x1 = box.clip_int(h, w)
+            local = Box(box.y0 - y0, box.x0 - x0, box.y1 - y0, box.x1 - x0)
+            crops.append(warp_in(frame_rgb[:, :, y0:y1, x0:x1], local, size))
+        return torch.cat(crops)
+
+    def _roi_maps(self, maps: list[np.ndarray], box: Box) -> torch.Tensor:
+        """Maps over the part of the frame ``box`` covers, warped into it: (1, len(maps), S, S)."""
+        h, w = self.frames.height, self.frames.width
+        y0, x0, _, _ = box.clip_int(h, w)
+        local = Box(box.y0 - y0, box.x0 - x0, box.y1 - y0, box.x1 - x0)
+        stacked = torch.from_numpy(np.stack([np.asarray(m, np.float32) for m in maps]))[None].to(self.model.device)
+        return warp_in(stacked, local, self.model.config.roi_size)
+
+    def _run(self, net, frame: int, jobs: list[tuple[list[np.ndarray], Box]], extra=(), rgb=None):
         """Run ``net`` on several objects of one frame as one batch.
 
         Each job is ``(maps, box)``: the object's region of interest and its input
@@ -427,29 +464,22 @@ class Session:
         each box, the network runs once on the batch (in chunks of
         :attr:`batch_size`), and each foreground probability is warped back.
         ``extra``: further network inputs, each a tensor with one row per job (the
-        references) or ``None``.
+        references) or ``None``. ``rgb``: the frame already warped into the boxes
+        (:meth:`_roi_rgb`), if the caller has it.
 
         Returns a list, one ``((y0, x0), crop, feature)`` per job.
         """
         h, w = self.frames.height, self.frames.width
-        dev = self.model.device
-        size = self.model.config.roi_size
-        frame_rgb = self._rgb_tensor(frame)
+        if rgb is None:
+            rgb = self._roi_rgb(frame, [box for _, box in jobs])
         results = []
         for start in range(0, len(jobs), self.batch_size):
             chunk = jobs[start : start + self.batch_size]
-            rgbs, maps_in = [], []
-            for maps, box in chunk:
-                y0, x0, y1, x1 = box.clip_int(h, w)
-                local = Box(box.y0 - y0, box.x0 - x0, box.y1 - y0, box.x1 - x0)
-                rgbs.append(warp_in(frame_rgb[:, :, y0:y1, x0:x1], local, size))
-                stacked = torch.from_numpy(np.stack([np.asarray(m, np.float32) for m in maps]))[None].to(dev)
-                maps_in.append(warp_in(stacked, local, size))
-            rgb, roi_maps = torch.cat(rgbs), torch.cat(maps_in)
+            roi_maps = torch.cat([self._roi_maps(maps, box) for maps, box in chunk])
             inputs = [roi_maps[:, i : i + 1] for i in range(roi_maps.shape[1])]
             more = tuple(None if x is None else x[start : start + len(chunk)] for x in extra)
             with torch.inference_mode(), self.model.autocast():
-                out = net(rgb, *inputs, *more)
+                out = net(rgb[start : start + len(chunk)], *inputs, *more)
             logits = out.logits.float()
             if not torch.isfinite(logits).all():
                 # NaN would otherwise be cast silently to an arbitrary uint8 mask value
@@ -464,6 +494,18 @@ class Session:
                     (y0, x0, y1, x1), crop = warp_out(prob[i : i + 1], box, h, w)
                     results.append(((y0, x0), crop[0, 0].cpu().numpy(), out.feature[i : i + 1]))
         return results
+
+    def _image_features(self, rgb: torch.Tensor, size: int) -> torch.Tensor:
+        """The model's image features of ROI crops ``rgb``, resampled to ``size`` pixels
+        (in chunks of :attr:`batch_size`)."""
+        with torch.inference_mode(), self.model.autocast():
+            if rgb.shape[-1] != size:
+                rgb = torch.nn.functional.interpolate(rgb, size=(size, size), mode="bilinear", align_corners=True,
+                                                      antialias=True)
+            return torch.cat([
+                self.model.image_features(rgb[i : i + self.batch_size]).float()
+                for i in range(0, len(rgb), self.batch_size)
+            ])
 
     def _region_of(self, frame: int, k: int, box: Box) -> tuple[tuple[slice, slice], np.ndarray]:
         """The frame region a box covers, and object ``k``'s probability over it."""
@@ -682,7 +724,7 @@ class Session:
         from .session_file import logged_propagation
 
         return logged_propagation(
-            self, self._propagate(t, ids, fused, self.calibrate_propagation, self._restores, net), t
+            self, self._propagate(t, ids, fused, self.calibrate_propagation, self._restores, net, self.memory), t
         )
 
     def _calibration(self, net, t: int, ids: list[int], fused: dict) -> dict[int, float]:
@@ -725,12 +767,41 @@ class Session:
         with torch.inference_mode():
             return (net or self._propagation_net()).SEFA(state.reference, state.fused_reference)
 
+    def _memories(self, t: int, ids: list[int], settings: MemorySettings) -> dict[int, ObjectMemory]:
+        """Each object's memory for the round annotated on ``t``: the image features of
+        every frame annotated for it (this round's and the earlier rounds'), with its
+        label there, each in the object's region of interest on that frame."""
+        h, w = self.frames.height, self.frames.width
+        memories = {k: ObjectMemory() for k in ids}
+        by_frame: dict[int, list[int]] = {}
+        for k in ids:
+            state = self._objects[k]
+            for a in sorted(state.annotated | {t}):
+                if a in state.masks:
+                    by_frame.setdefault(a, []).append(k)
+        for a, objects in sorted(by_frame.items()):
+            labels = self.label_frame(a)
+            boxes = [object_box_from_bounds(self._objects[k].masks[a].bounds(), h, w) for k in objects]
+            features = self._image_features(self._roi_rgb(a, boxes), settings.feature_size)
+            for k, box, feature in zip(objects, boxes, features):
+                label = self._roi_label(labels, k, box, feature.shape[-1])
+                memories[k].annotated.append(MemoryFrame(feature, label))
+        return {k: m for k, m in memories.items() if m.annotated}
+
+    def _roi_label(self, labels: np.ndarray, k: int, box: Box, cells: int) -> torch.Tensor:
+        """Object ``k``'s share of each of the ``cells`` x ``cells`` feature cells of ``box``."""
+        y0, x0, y1, x1 = box.clip_int(self.frames.height, self.frames.width)
+        with torch.inference_mode():
+            return label_cells(self._roi_maps([labels[y0:y1, x0:x1] == k], box), cells).cpu()
+
     def _propagate(
-        self, t: int, ids: list[int], fused: dict, calibrate: bool, restores: int, net
+        self, t: int, ids: list[int], fused: dict, calibrate: bool, restores: int, net,
+        memory: MemorySettings | None = None,
     ) -> Generator[int, None, None]:
         # in the generator, so that propagate() itself returns at once (a GUI calls it
         # on its main thread); a failure here leaves the round open
         bias = self._calibration(net, t, ids, fused) if calibrate else {}
+        memories = self._memories(t, ids, memory) if memory is not None else {}
         try:
             bounds = {k: self._bounds(k, t) for k in ids}
             for direction in (+1, -1):
@@ -748,7 +819,7 @@ class Session:
                         break
                     # the previous frame's label map, shared by all objects
                     neighbour = self.label_frame(f - direction)
-                    updates = self._propagate_objects(net, f, neighbour, weights, fused, bias)
+                    updates = self._propagate_objects(net, f, neighbour, weights, fused, bias, memories, memory)
                     for k, soft in updates.items():  # commit the frame for all objects
                         if soft is None:
                             self._objects[k].masks.pop(f, None)
@@ -786,22 +857,28 @@ class Session:
 
     def _propagate_objects(
         self, net, f: int, neighbour: np.ndarray, weights: dict[int, float], fused: dict,
-        bias: dict[int, float] | None = None,
+        bias: dict[int, float] | None = None, memories: dict[int, ObjectMemory] | None = None,
+        memory: MemorySettings | None = None,
     ) -> dict[int, SoftMask | None]:
         """New soft masks on frame ``f`` of the objects in ``weights``, as one batch.
 
-        Each object's network output is blended with its previous-round mask by its
-        weight, after its logit offset in its first round (``bias``, see
-        :meth:`_calibration`); its
-        region of interest comes from its own masks (this frame's previous
-        round, the neighbouring frame's label).
+        Each object's network output gets its logit offset in its first round
+        (``bias``, see :meth:`_calibration`), is averaged with its memory readout
+        (``memories``, see :mod:`napari_ipnet.memory`) and blended with its
+        previous-round mask by its weight; its region of interest comes from its own
+        masks (this frame's previous round, the neighbouring frame's label).
         """
         ids = list(weights)
         jobs = self._propagation_jobs(f, neighbour, ids)
         extra = [torch.cat([fused[k] for k in ids])]
+        rgb = self._roi_rgb(f, [box for _, box in jobs])
+        read = memory is not None and any(k in (memories or {}) for k in ids)
+        features = self._image_features(rgb, memory.feature_size) if read else None
         out = {}
-        for k, (maps, _), ((cy, cx), raw, _) in zip(ids, jobs, self._run(net, f, jobs, extra)):
+        for j, (k, (maps, box), ((cy, cx), raw, _)) in enumerate(zip(ids, jobs, self._run(net, f, jobs, extra, rgb))):
             crop = apply_logit_bias(raw, (bias or {}).get(k, 0.0))
+            if read and k in memories:
+                crop = fuse(crop, self._memory_readout(memories[k], f, features[j], box, neighbour, k, memory), memory.weight)
             out[k] = self._blend(k, f, cy, cx, crop, weights[k])
             # the box covers all of k's neighbour pixels, so its map counts them all; the
             # network's answer before the offset says how sure it was (mask_confidence)
@@ -812,6 +889,26 @@ class Session:
                 conf = weights[k] * conf + (1.0 - weights[k]) * before
             self._objects[k].confidence[f] = conf
         return out
+
+    def _memory_readout(
+        self, mem: ObjectMemory, f: int, feature: torch.Tensor, box: Box, neighbour: np.ndarray, k: int,
+        settings: MemorySettings,
+    ) -> np.ndarray:
+        """Object ``k``'s probability on frame ``f`` read from its memory, over ``box``'s
+        crop of the frame (as :meth:`_run` gives the network's); the frame's features
+        then become the memory's last frame."""
+        cells = feature.shape[-1]
+        frames = list(mem.annotated)
+        if settings.previous_frame and mem.last_frame is not None and abs(f - mem.last_frame) == 1:
+            # the frame this one comes from: its features, and k's label as just propagated
+            frames.append(MemoryFrame(mem.last_feature, self._roi_label(neighbour, k, mem.last_box, cells)))
+        mem.last_frame, mem.last_feature, mem.last_box = f, feature, box
+        size = self.model.config.roi_size
+        with torch.inference_mode():
+            prob = readout(feature, frames, settings)[None, None]
+            prob = torch.nn.functional.interpolate(prob, size=(size, size), mode="bilinear", align_corners=True)
+            _, crop = warp_out(prob, box, self.frames.height, self.frames.width)
+        return crop[0, 0].cpu().numpy()
 
     def _blend(self, k: int, f: int, cy: int, cx: int, crop: np.ndarray, w: float):
         """Blend a new crop into object ``k``'s previous-round mask on frame ``f`` with weight ``w``."""

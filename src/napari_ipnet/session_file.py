@@ -117,6 +117,7 @@ def log_entry(session, call: str, args: Mapping[str, Any]) -> dict:
     if call == "propagate":
         entry["objects_may_end"] = bool(session.objects_may_end)
         entry["calibrate"] = bool(session.calibrate_propagation)
+        entry["memory"] = None if session.memory is None else asdict(session.memory)
         entry["frames"] = ()
         entry["ended"] = "running"
     return entry
@@ -191,8 +192,11 @@ def replay(session, log: list[dict], progress: Callable[[int, int], None] | None
 
 
 def _replay_propagation(session, e: dict, i: int) -> None:
+    from .memory import MemorySettings
+
     session.objects_may_end = bool(e["objects_may_end"])
     session.calibrate_propagation = bool(e.get("calibrate", False))  # files from before it: off
+    session.memory = None if e.get("memory") is None else MemorySettings(**e["memory"])  # likewise
     want = [int(f) for f in e["frames"]]
     ended = e["ended"]
     gen = session.propagate(e["frame"])
@@ -420,6 +424,7 @@ def save_session(session, path: str | os.PathLike, *, source: Mapping | None = N
             "refine": None if session.refine is None else asdict(session.refine),
             "batch_size": int(session.batch_size),
             "calibrate": bool(session.calibrate_propagation),
+            "memory": None if session.memory is None else asdict(session.memory),
             "roi_rule_version": ROI_RULE_VERSION,
         },
         "objects": {str(k): {"name": names.get(k)} for k in session.object_ids},
@@ -607,6 +612,7 @@ def load_session(
     if session_class is None:
         from .session import Session as session_class
     from .model.roi import ROI_RULE_VERSION
+    from .memory import MemorySettings
     from .refine import RefineSettings
 
     sf = read_session(path)
@@ -634,6 +640,7 @@ def load_session(
     session.objects_may_end = bool(settings["objects_may_end"])
     session.refine = None if settings.get("refine") is None else RefineSettings(**settings["refine"])
     session.calibrate_propagation = bool(settings.get("calibrate", session.calibrate_propagation))
+    session.memory = None if settings.get("memory") is None else MemorySettings(**settings["memory"])
     seconds = time.perf_counter() - t0
     labels = session.labels
     saved = sf.labels

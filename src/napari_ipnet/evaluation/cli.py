@@ -63,6 +63,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     m.add_argument("--calibrate", choices=("on", "off"), default="on",
                    help="calibrate the propagation on each round's annotated frame (Session calibrate; "
                         "default on)")
+    m.add_argument("--memory", choices=("on", "off"), default="on",
+                   help="propagation also reads each object's annotated frames and the frame it comes "
+                        "from by image features (Session memory; default on)")
     m.add_argument("--objects-may-end", choices=("auto", "on", "off"), default="auto",
                    help="let objects end inside the sequence (Session objects_may_end); auto: on for "
                         "--axis z of a TIFF stack, off otherwise. Used by models made for it (the bundled one)")
@@ -116,7 +119,9 @@ def _model_factory(args):
     may_end = objects_may_end(args)
     refine = getattr(args, "refine", "on") == "on"
     calibrate = getattr(args, "calibrate", "on") == "on"
-    return (lambda frames: Session(frames, model, objects_may_end=may_end, refine=refine, calibrate=calibrate)), model
+    memory = None if getattr(args, "memory", "on") == "on" else False  # None: the session's default
+    return (lambda frames: Session(frames, model, objects_may_end=may_end, refine=refine, calibrate=calibrate,
+                                   memory=memory)), model
 
 
 def objects_may_end(args) -> bool:
@@ -173,7 +178,7 @@ def run(args) -> int:
             settings.update(model=str(getattr(model, "name", args.model)), device=str(model.device),
                             encoder=model.config.encoder, fuse_references=model.config.fuse_references,
                             objects_may_end=objects_may_end(args), refine=args.refine == "on",
-                            calibrate=args.calibrate == "on",
+                            calibrate=args.calibrate == "on", memory=args.memory == "on",
                             model_uses_objects_may_end=model.uses_objects_may_end)
             if args.threads:
                 settings["threads"] = int(args.threads)

@@ -4,7 +4,8 @@ Both encoders take an RGB image in [0, 1] plus a number of one-channel maps (mas
 scribbles, neighbour mask). The RGB is normalised inside the encoder by the ``mean``
 and ``std`` buffers; each extra map has its own stride-2 convolution whose output is
 added to the stem convolution of the RGB before the first BatchNorm. They return the
-features ``(r5, r4, r3, r2)`` at strides 32, 16, 8 and 4.
+features ``(r5, r4, r3, r2)`` at strides 32, 16, 8 and 4 (``stop_at_r4=True``: r5 is
+not computed and is None).
 """
 
 from __future__ import annotations
@@ -109,13 +110,13 @@ class ResNet50Encoder(_ExtraInputs):
         self.res4 = _resnet_stage(512, 256, 6, 2)
         self.res5 = _resnet_stage(1024, 512, 3, 2)
 
-    def forward(self, rgb: torch.Tensor, *maps: torch.Tensor):
+    def forward(self, rgb: torch.Tensor, *maps: torch.Tensor, stop_at_r4: bool = False):
         x = F.relu(self.bn1(self._stem(rgb, maps, self.conv1)))
         x = F.max_pool2d(x, 3, stride=2, padding=1)
         r2 = self.res2(x)
         r3 = self.res3(r2)
         r4 = self.res4(r3)
-        r5 = self.res5(r4)
+        r5 = None if stop_at_r4 else self.res5(r4)
         return r5, r4, r3, r2
 
 
@@ -182,14 +183,15 @@ class EfficientNetLite0Encoder(_ExtraInputs):
                 c = out
         self._blocks = nn.ModuleList(blocks)
 
-    def forward(self, rgb: torch.Tensor, *maps: torch.Tensor):
+    def forward(self, rgb: torch.Tensor, *maps: torch.Tensor, stop_at_r4: bool = False):
         x = F.relu6(self._bn0(self._stem(rgb, maps, self._conv_stem)))
         feats = []
-        for i, block in enumerate(self._blocks):
+        last = _LITE0_TAPS[2] if stop_at_r4 else len(self._blocks) - 1
+        for i, block in enumerate(self._blocks[: last + 1]):
             x = block(x)
             if i in _LITE0_TAPS:
                 feats.append(x)
-        r2, r3, r4, r5 = feats
+        r2, r3, r4, r5 = feats if not stop_at_r4 else feats + [None]
         return r5, r4, r3, r2
 
     def load_imagenet(self, path) -> int:

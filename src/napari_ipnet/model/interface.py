@@ -14,6 +14,7 @@ frame), all tensors (B, ., S, S):
 and return an object with ``logits`` (B, 2, S, S: background, foreground) and
 ``feature`` (B, C, s, s: the interaction's becomes the object's reference). The
 propagation network also has ``SEFA(current, previous)``, the reference fusion.
+``image_features(rgb)`` gives the features the memory readout compares.
 """
 
 from __future__ import annotations
@@ -51,3 +52,7 @@ class SegmentationModel(Protocol):
 
     def propagation_for(self, may_end: bool) -> Callable[..., Any]:
         """The propagation network for objects that may end (``may_end``) or persist."""
+
+    def image_features(self, rgb: Any) -> Any:
+        """Unit-length image features (B, C, s, s) of ROI crops ``rgb`` (B, 3, S, S),
+        read by the memory (:mod:`napari_ipnet.memory`)."""

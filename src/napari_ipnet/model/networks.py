@@ -149,6 +149,19 @@ class IPNetModel(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
+    def image_features(self, rgb: torch.Tensor) -> torch.Tensor:
+        """Unit-length image features of ROI crops, for the memory readout.
+
+        The interaction network's encoder on ``rgb`` (B, 3, S, S) alone (its mask and
+        stroke inputs zero); its stride-8 and stride-16 features, each scaled to unit
+        length, side by side at stride 8 and scaled to unit length together:
+        (B, C3 + C4, S / 8, S / 8).
+        """
+        zero = torch.zeros_like(rgb[:, :1])
+        _, r4, r3, _ = self.interaction.Encoder(rgb, zero, zero, zero, stop_at_r4=True)
+        r4 = F.interpolate(r4, size=r3.shape[-2:], mode="bilinear", align_corners=True)
+        return F.normalize(torch.cat([F.normalize(r3, dim=1), F.normalize(r4, dim=1)], dim=1), dim=1)
+
     def autocast(self):
         """Mixed precision on CUDA when enabled, a no-op otherwise."""
         if self.use_autocast and self.device.type == "cuda":
