@@ -214,6 +214,67 @@ def _replay_propagation(session, e: dict, i: int) -> None:
         )
 
 
+@dataclass(frozen=True, eq=False)
+class LoggedStroke:
+    """A stroke map of a session's log that still counts (see :func:`logged_strokes`)."""
+
+    frame: int
+    #: its object; None for the background strokes of ``interact_many`` (negative for every object)
+    object_id: int | None
+    positive: bool
+    stroke_map: StrokeMap
+    #: the propagations logged before it: strokes of one round share it
+    round: int
+
+
+def logged_strokes(source) -> list[LoggedStroke]:
+    """The strokes a session's log holds, in the order drawn, without those reset since.
+
+    Parameters
+    ----------
+    source : Session, SessionFile or list of dict
+        A session (its log, as :func:`save_session` writes it), a session file read
+        with :func:`read_session`, or log entries.
+
+    Returns
+    -------
+    list of LoggedStroke
+        One per non-empty stroke map of ``interact`` / ``interact_many`` calls. A
+        ``reset`` of an object drops its strokes (positive and negative), a reset of
+        everything drops them all. Undone steps are not in a log (``restore`` takes
+        them out), so they are not here either.
+    """
+    log = getattr(source, "_log", None)
+    if log is None:
+        log = getattr(source, "log", source)
+    strokes: list[LoggedStroke] = []
+    rounds = 0
+
+    def add(frame, object_id, positive: bool, m) -> None:
+        if m is None:
+            return
+        sm = m if isinstance(m, StrokeMap) else StrokeMap.of(m)
+        if sm.any():
+            k = None if object_id is None else int(object_id)
+            strokes.append(LoggedStroke(int(frame), k, positive, sm, rounds))
+
+    for e in log:
+        call = e.get("call")
+        if call == "interact":
+            add(e["frame"], e["object_id"], True, e.get("positive"))
+            add(e["frame"], e["object_id"], False, e.get("negative"))
+        elif call == "interact_many":
+            for k, m in sorted((int(k), m) for k, m in (e.get("positives") or {}).items()):
+                add(e["frame"], k, True, m)
+            add(e["frame"], None, False, e.get("negative"))
+        elif call == "propagate":
+            rounds += 1
+        elif call == "reset":
+            k = e.get("object_id")
+            strokes = [] if k is None else [st for st in strokes if st.object_id != int(k)]
+    return strokes
+
+
 # ---------------------------------------------------------------------- model and image
 _checksums: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 

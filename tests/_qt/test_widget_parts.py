@@ -19,7 +19,13 @@ from napari_ipnet._qt._colors import (
     object_color,
 )
 from napari_ipnet._qt._sequence_panel import ROLE_KEY, SOURCE_KEY
-from napari_ipnet._qt._shortcuts import SHORTCUTS, bind_keys, shortcut_help, shortcut_keys, widget_action
+from napari_ipnet._qt._shortcuts import (
+    SHORTCUTS,
+    bind_keys,
+    shortcut_help,
+    shortcut_keys,
+    widget_action,
+)
 from napari_ipnet._qt._viewer_link import ViewerLink, make_cleanup
 
 

@@ -36,6 +36,7 @@ from qtpy.QtWidgets import (
 
 from ..annotation import MAX_OBJECTS, STROKE_FEATURE, AnnotationController
 from ..annotation.strokes import NEGATIVE_LABEL
+from ..session_file import logged_strokes
 from ._colors import fit_object_colors, layer_object_color
 from ._confidence import ConfidenceStrip, FrameNavigator
 from ._model_panel import (
@@ -203,6 +204,7 @@ class IPNetWidget(QWidget):
         c.model_set.connect(self._model_set)
         c.strokes_undone.connect(self.scribbles.take_off)
         c.strokes_redone.connect(self.scribbles.draw_again)
+        self.session_panel.files.opened.connect(self._paint_opened_strokes)
 
     def _show_status(self, text: str) -> None:
         self.run_panel.show_status(text)
@@ -288,6 +290,10 @@ class IPNetWidget(QWidget):
             for k, color in placed.items():
                 self.scribbles.recolor(k, color)
             self._refresh_objects()
+
+    def _paint_opened_strokes(self, rec) -> None:
+        """The strokes of an opened session file, back on its image (as brush paint)."""
+        self.scribbles.paint_logged(rec.layer, rec.spec, logged_strokes(rec.session))
 
     objects = property(lambda self: dict(self.controller.objects), doc="Object id (label value) -> name.")
     current_object = property(lambda self: self.controller.current, doc="The selected object.")
