@@ -284,3 +284,35 @@ def test_saved_while_propagating_reopens_with_the_round_open(tmp_path, stub_mode
     list(gen)  # the original goes on; the reloaded one propagates its open round again
     assert list(loaded.propagate()) == [4, 5, 6, 7, 2, 1, 0]
     np.testing.assert_array_equal(loaded.labels, s.labels)
+
+
+def test_logged_strokes_are_those_still_standing(tmp_path, stub_model, small_frames):
+    model = stub_model(interaction=0.9, propagation=0.8)
+    s = Session(small_frames, model)
+    h, w = small_frames.shape[1:3]
+
+    def dot(y, x):
+        m = np.zeros((h, w), bool)
+        m[y, x : x + 3] = True
+        return m
+
+    s.interact(2, dot(20, 15), object_id=1)
+    s.interact(2, None, dot(40, 50), object_id=1)  # a negative correction of object 1
+    list(s.propagate())
+    s.interact_many(5, {2: dot(10, 10), 3: dot(30, 30)}, dot(45, 5))
+    s.reset(3)
+    before = s.snapshot()
+    s.interact(6, dot(25, 25), object_id=2)
+    s.restore(before)  # undone: not in the log, not a stroke
+    got = [(st.frame, st.object_id, st.positive, st.round) for st in sf.logged_strokes(s)]
+    assert got == [(2, 1, True, 0), (2, 1, False, 0), (5, 2, True, 1), (5, None, False, 1)]
+    strokes = sf.logged_strokes(s)
+    np.testing.assert_array_equal(np.asarray(strokes[0].stroke_map), dot(20, 15))
+    np.testing.assert_array_equal(np.asarray(strokes[3].stroke_map), dot(45, 5))
+    # the same from the file (stroke maps read back as arrays)
+    from_file = sf.logged_strokes(sf.read_session(s.save(tmp_path / "s.ipnet")))
+    assert [(st.frame, st.object_id, st.positive, st.round) for st in from_file] == got
+    for a, b in zip(from_file, strokes):
+        np.testing.assert_array_equal(np.asarray(a.stroke_map), np.asarray(b.stroke_map))
+    s.reset()
+    assert sf.logged_strokes(s) == []

@@ -26,6 +26,7 @@ import hashlib
 import io
 import json
 import os
+import threading
 import time
 import warnings
 import weakref
@@ -218,6 +219,67 @@ def _replay_propagation(session, e: dict, i: int) -> None:
         )
 
 
+@dataclass(frozen=True, eq=False)
+class LoggedStroke:
+    """A stroke map of a session's log that still counts (see :func:`logged_strokes`)."""
+
+    frame: int
+    #: its object; None for the background strokes of ``interact_many`` (negative for every object)
+    object_id: int | None
+    positive: bool
+    stroke_map: StrokeMap
+    #: the propagations logged before it: strokes of one round share it
+    round: int
+
+
+def logged_strokes(source) -> list[LoggedStroke]:
+    """The strokes a session's log holds, in the order drawn, without those reset since.
+
+    Parameters
+    ----------
+    source : Session, SessionFile or list of dict
+        A session (its log, as :func:`save_session` writes it), a session file read
+        with :func:`read_session`, or log entries.
+
+    Returns
+    -------
+    list of LoggedStroke
+        One per non-empty stroke map of ``interact`` / ``interact_many`` calls. A
+        ``reset`` of an object drops its strokes (positive and negative), a reset of
+        everything drops them all. Undone steps are not in a log (``restore`` takes
+        them out), so they are not here either.
+    """
+    log = getattr(source, "_log", None)
+    if log is None:
+        log = getattr(source, "log", source)
+    strokes: list[LoggedStroke] = []
+    rounds = 0
+
+    def add(frame, object_id, positive: bool, m) -> None:
+        if m is None:
+            return
+        sm = m if isinstance(m, StrokeMap) else StrokeMap.of(m)
+        if sm.any():
+            k = None if object_id is None else int(object_id)
+            strokes.append(LoggedStroke(int(frame), k, positive, sm, rounds))
+
+    for e in log:
+        call = e.get("call")
+        if call == "interact":
+            add(e["frame"], e["object_id"], True, e.get("positive"))
+            add(e["frame"], e["object_id"], False, e.get("negative"))
+        elif call == "interact_many":
+            for k, m in sorted((int(k), m) for k, m in (e.get("positives") or {}).items()):
+                add(e["frame"], k, True, m)
+            add(e["frame"], None, False, e.get("negative"))
+        elif call == "propagate":
+            rounds += 1
+        elif call == "reset":
+            k = e.get("object_id")
+            strokes = [] if k is None else [st for st in strokes if st.object_id != int(k)]
+    return strokes
+
+
 # ---------------------------------------------------------------------- model and image
 _checksums: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -350,15 +412,21 @@ def _array_bytes(a: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _encode_log(log: list[dict], arrays: dict[str, np.ndarray]) -> list[dict]:
-    """The log as JSON-able entries; stroke maps go to ``arrays`` (empty maps: null)."""
+def _encode_log(log: list[dict], arrays: dict[str, Any]) -> list[dict]:
+    """The log as JSON-able entries; stroke maps go to ``arrays`` (empty maps: null).
+
+    The maps are kept as they are (:class:`StrokeMap` crops stay crops): they become
+    full-frame arrays when the file is written (:func:`write_session`).
+    """
 
     def put(m) -> str | None:
-        if isinstance(m, StrokeMap) and not m.any():
-            return None
-        m = np.asarray(m, bool)
-        if not m.any():
-            return None
+        if isinstance(m, StrokeMap):
+            if not m.any():
+                return None
+        else:
+            m = np.asarray(m, bool)
+            if not m.any():
+                return None
         name = f"strokes/{len(arrays):06d}.npy"
         arrays[name] = m
         return name
@@ -376,6 +444,95 @@ def _encode_log(log: list[dict], arrays: dict[str, np.ndarray]) -> list[dict]:
             d[k] = v
         out.append(d)
     return out
+
+
+@dataclass(eq=False)
+class SessionSave:
+    """What a session file holds, taken from a session at one moment (see :func:`session_save`).
+
+    It shares nothing the session changes later, so :func:`write_session` may write
+    it in another thread while the annotation goes on.
+    """
+
+    header: dict
+    labels: np.ndarray
+    #: member name -> stroke map (bool array or :class:`StrokeMap`)
+    arrays: dict[str, Any]
+
+
+def session_save(session, *, source: Mapping | None = None, names: Mapping[int, str] | None = None) -> SessionSave:
+    """Take what :func:`save_session` writes from ``session`` (in the thread that owns it).
+
+    Parameters are those of :func:`save_session`. The labels are computed here; the
+    stroke maps stay crops, the labels' checksum and the compression are left to
+    :func:`write_session`.
+    """
+    from . import __version__
+    from .model.roi import ROI_RULE_VERSION
+
+    loaded = getattr(session, "replay_report", None)
+    if source is None:
+        source = loaded.source if loaded is not None else memory_source()
+    if names is None:
+        names = loaded.names if loaded is not None else {}
+    names = {int(k): str(v) for k, v in names.items()}
+    arrays: dict[str, Any] = {}
+    log = _encode_log(list(session._log), arrays)
+    labels = session.labels
+    header = {
+        "format": FORMAT_TAG,
+        "version": FORMAT_VERSION,
+        "saved": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "napari_ipnet": __version__,
+        "source": dict(source),
+        "shape": list(session.shape),
+        "model": model_identity(session.model),
+        "settings": {
+            "objects_may_end": bool(session.objects_may_end),
+            "refine": None if session.refine is None else asdict(session.refine),
+            "batch_size": int(session.batch_size),
+            "calibrate": bool(session.calibrate_propagation),
+            "memory": None if session.memory is None else asdict(session.memory),
+            "roi_rule_version": ROI_RULE_VERSION,
+        },
+        "objects": {str(k): {"name": names.get(k)} for k in session.object_ids},
+        "names": {str(int(k)): str(v) for k, v in names.items()},
+        "pending_frame": session.pending_frame,
+        "labels": {"member": "labels.npy", "dtype": str(labels.dtype), "sha256": None},  # see write_session
+        "log": log,
+    }
+    return SessionSave(header, labels, arrays)
+
+
+def write_session(data: SessionSave, path: str | os.PathLike) -> Path:
+    """Write ``data`` to the session file ``path``, atomically (any thread).
+
+    The file is written into a temporary sibling, synced and moved over ``path`` with
+    :func:`os.replace`: an interrupted write leaves the previous file as it was.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    labels = np.ascontiguousarray(data.labels)
+    header = {**data.header, "labels": {**data.header["labels"],
+                                        "sha256": hashlib.sha256(labels.tobytes()).hexdigest()}}
+    target = Path(os.fspath(path))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.{time.monotonic_ns()}.part")
+    try:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
+            zf.writestr("labels.npy", _array_bytes(labels))
+            for name, a in data.arrays.items():
+                zf.writestr(name, _array_bytes(np.asarray(a, bool)))
+            zf.writestr("session.json", json.dumps(header, indent=1))  # last: the central directory follows
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
 
 
 def save_session(session, path: str | os.PathLike, *, source: Mapping | None = None,
@@ -399,56 +556,7 @@ def save_session(session, path: str | os.PathLike, *, source: Mapping | None = N
     pathlib.Path
         ``path``.
     """
-    from . import __version__
-    from .model.roi import ROI_RULE_VERSION
-
-    loaded = getattr(session, "replay_report", None)
-    if source is None:
-        source = loaded.source if loaded is not None else memory_source()
-    if names is None:
-        names = loaded.names if loaded is not None else {}
-    names = {int(k): str(v) for k, v in names.items()}
-    arrays: dict[str, np.ndarray] = {}
-    log = _encode_log(list(session._log), arrays)
-    labels = session.labels
-    header = {
-        "format": FORMAT_TAG,
-        "version": FORMAT_VERSION,
-        "saved": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "napari_ipnet": __version__,
-        "source": dict(source),
-        "shape": list(session.shape),
-        "model": model_identity(session.model),
-        "settings": {
-            "objects_may_end": bool(session.objects_may_end),
-            "refine": None if session.refine is None else asdict(session.refine),
-            "batch_size": int(session.batch_size),
-            "calibrate": bool(session.calibrate_propagation),
-            "memory": None if session.memory is None else asdict(session.memory),
-            "roi_rule_version": ROI_RULE_VERSION,
-        },
-        "objects": {str(k): {"name": names.get(k)} for k in session.object_ids},
-        "names": {str(int(k)): str(v) for k, v in names.items()},
-        "pending_frame": session.pending_frame,
-        "labels": {"member": "labels.npy", "dtype": str(labels.dtype),
-                   "sha256": hashlib.sha256(np.ascontiguousarray(labels).tobytes()).hexdigest()},
-        "log": log,
-    }
-    target = Path(os.fspath(path))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{time.monotonic_ns()}.part")
-    try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
-            zf.writestr("labels.npy", _array_bytes(labels))
-            for name, a in arrays.items():
-                zf.writestr(name, _array_bytes(a))
-            zf.writestr("session.json", json.dumps(header, indent=1))  # last: the central directory follows
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return target
+    return write_session(session_save(session, source=source, names=names), path)
 
 
 # ---------------------------------------------------------------------- reading
@@ -692,7 +800,7 @@ class Autosaver:
 
     Qt-free: the widget calls :meth:`notify` after each interaction and each finished
     (or stopped) propagation, and :meth:`flush` on close. A save is atomic (see
-    :func:`save_session`): a crash during one leaves the previous autosave intact.
+    :func:`write_session`): a crash during one leaves the previous autosave intact.
 
     Parameters
     ----------
@@ -706,16 +814,25 @@ class Autosaver:
         As for :func:`save_session`; ``names`` may be updated as an attribute.
     clock : callable
         Time source (seconds), for tests.
+    writer : callable, optional
+        ``writer(path, data, done)``: writes the :class:`SessionSave` ``data`` to
+        ``path`` later (in another thread, in the order given) and then calls
+        ``done(error)`` in the session's thread (``error`` None when written). None:
+        each save is written at once. What is saved is taken from the session when
+        the save is made, either way.
     """
 
     def __init__(self, session, path: str | os.PathLike, *, min_interval: float = 10.0,
                  source: Mapping | None = None, names: Mapping[int, str] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 writer: Callable[[Path, SessionSave, Callable[[BaseException | None], None]], None] | None = None,
+                 ) -> None:
         self.session = session
         self.path = Path(os.fspath(path))
         self.min_interval = float(min_interval)
         self.source = source
         self.names = dict(names or {})
+        self.writer = writer
         self._clock = clock
         self._last: float | None = None
         self.dirty = False
@@ -725,8 +842,9 @@ class Autosaver:
     def notify(self) -> bool:
         """The session changed: save now if the last save is old enough.
 
-        Returns whether it saved. A failed save (disk full) is kept in
-        :attr:`last_error`, not raised: the annotation goes on.
+        Returns whether it saved (with a ``writer``: whether a save was handed to it).
+        A failed save (disk full) is kept in :attr:`last_error`, not raised: the
+        annotation goes on.
         """
         self.dirty = True
         now = self._clock()
@@ -740,10 +858,26 @@ class Autosaver:
 
     def _save(self, now: float) -> bool:
         try:
-            save_session(self.session, self.path, source=self.source, names=self.names)
+            data = session_save(self.session, source=self.source, names=self.names)
+            if self.writer is None:
+                write_session(data, self.path)
         except Exception as err:  # noqa: BLE001 - reported, the session goes on
             self.last_error = err
             return False
-        self._last, self.dirty, self.last_error = now, False, None
-        self.saves += 1
+        if self.writer is None:
+            self._last, self.dirty = now, False
+            self._written(None, None)
+            return True
+        previous, self._last, self.dirty = self._last, now, False
+        self.writer(self.path, data, lambda err: self._written(err, previous))
         return True
+
+    def _written(self, err: BaseException | None, previous: float | None) -> None:
+        """A save was written (``err`` None) or failed: the changes it held are to save again."""
+        if err is None:
+            self.last_error = None
+            self.saves += 1
+        else:
+            self.last_error = err
+            self.dirty = True
+            self._last = previous

@@ -31,3 +31,8 @@ def propagate_and_wait(qtbot, widget):
         widget.propagate()
     wait_idle(qtbot, widget)
     return blocker.args
+
+
+def wait_autosaved(qtbot, widget, timeout=WAIT_MS):
+    """Wait until the widget's autosaves are on disk (a worker thread writes them)."""
+    qtbot.waitUntil(lambda: not widget.session_panel.files.writing, timeout=timeout)

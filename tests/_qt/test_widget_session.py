@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from qt_helpers import path, wait_idle
+from qt_helpers import path, wait_autosaved, wait_idle
 from qtpy.QtWidgets import QFileDialog, QMessageBox
 
 
@@ -25,6 +25,7 @@ def test_save_and_open_buttons_round_trip(make_widget, tiny_rgb, qtbot, tmp_path
     assert str(autosave_in_tmp) in w.autosave_label.text()
     labels = _annotate(qtbot, w)
     assert labels.any()
+    wait_autosaved(qtbot, w)
     auto = autosave_in_tmp / "tiny-axis0.ipnet"
     assert auto.is_file()  # after the interaction
     target = tmp_path / "job.ipnet"
@@ -91,11 +92,91 @@ def test_closing_the_widget_writes_the_pending_autosave(make_widget, tiny_rgb, q
     w.session_panel.files.min_interval = 3600.0  # only the first save happens by itself
     w.scribble_layer().add_paths([path((2,), 30, 15, 35)])
     wait_idle(qtbot, w)
+    wait_autosaved(qtbot, w)
     auto = autosave_in_tmp / "tiny-axis0.ipnet"
     assert read_session(auto).header["pending_frame"] == 2
     with qtbot.waitSignal(w.propagation_finished, timeout=60_000):
         w.propagate()
     wait_idle(qtbot, w)
-    assert read_session(auto).header["pending_frame"] == 2  # throttled
+    assert not w.session_panel.files.writing  # throttled: nothing written
+    assert read_session(auto).header["pending_frame"] == 2
     w.close()
     assert read_session(auto).header["pending_frame"] is None
+
+
+def test_open_session_paints_its_strokes_back(make_widget, tiny_rgb, qtbot, tmp_path, notes):
+    from qt_helpers import draw_stroke, propagate_and_wait
+
+    from napari_ipnet.annotation.strokes import NEGATIVE_LABEL
+    from napari_ipnet.session_file import logged_strokes
+
+    _viewer, w, _image = make_widget(tiny_rgb, name="tiny")
+    draw_stroke(qtbot, w, 2)  # object 1 on frame 2
+    w.set_negative(True)
+    draw_stroke(qtbot, w, 2, y=50, x0=40, x1=60)  # a negative stroke of object 1
+    w.set_negative(False)
+    propagate_and_wait(qtbot, w)
+    w.add_object()
+    draw_stroke(qtbot, w, 4, y=10, x0=50, x1=70)  # object 2 on frame 4: the round left open
+    drawn = logged_strokes(w.session)
+    assert [(st.frame, st.object_id, st.positive) for st in drawn] == [(2, 1, True), (2, 1, False), (4, 2, True)]
+    target = w.save_session(tmp_path / "job.ipnet")
+
+    _viewer2, w2, _image2 = make_widget(tiny_rgb.copy(), name="tiny")
+    assert w2.open_session(target)
+    wait_idle(qtbot, w2)
+    brush = w2.brush_layer()
+    assert brush.metadata["napari_ipnet_role"] == "brush" and w2.scribbles.is_linked(brush)
+    data = np.asarray(brush.data)
+    assert data.shape == tiny_rgb.shape[:3]
+    expected = np.zeros_like(data)
+    for st in drawn:
+        expected[st.frame][np.asarray(st.stroke_map)] = st.object_id if st.positive else NEGATIVE_LABEL
+    np.testing.assert_array_equal(data, expected)
+    assert data[2, 30, 25] == 1 and data[2, 50, 50] == NEGATIVE_LABEL and data[4, 10, 60] == 2
+    assert not data[[0, 1, 3, 5]].any()
+    assert w2.is_idle() and w2.session.pending_frame == 4 and len(w2.session._log) == len(w.session._log)
+
+    # brushing on goes on from there: only the new paint goes to the network
+    brush.brush_size = 3
+    with qtbot.waitSignal(w2.interaction_done, timeout=60_000):
+        brush.paint((4, 40, 20), 2)
+    wait_idle(qtbot, w2)
+    last = w2.session._log[-1]
+    assert last["call"] == "interact" and last["frame"] == 4 and last["object_id"] == 2
+    sent = np.asarray(last["positive"])
+    assert sent[40, 20] and not sent[10, 50:71].any()
+    assert not [n for n in notes if n[0] == "error"], notes  # (random weights: masks may come out empty)
+
+
+def test_autosaves_are_written_in_a_worker_and_closing_waits_for_them(make_widget, tiny_rgb, qtbot,
+                                                                      autosave_in_tmp, monkeypatch):
+    import threading
+    import time
+
+    from napari_ipnet.annotation import files as files_mod
+    from napari_ipnet.session_file import read_session
+
+    in_main_thread = []
+    real = files_mod.write_session
+
+    def slow_write(data, target):  # a slow disk
+        in_main_thread.append(threading.current_thread() is threading.main_thread())
+        time.sleep(0.5)
+        return real(data, target)
+
+    monkeypatch.setattr(files_mod, "write_session", slow_write)
+    _viewer, w, _image = make_widget(tiny_rgb, name="tiny")
+    w.session_panel.files.min_interval = 0.0  # every change is autosaved
+    w.scribble_layer().add_paths([path((2,), 30, 15, 35)])
+    wait_idle(qtbot, w)
+    with qtbot.waitSignal(w.propagation_finished, timeout=60_000):
+        w.propagate()
+    wait_idle(qtbot, w)
+    t0 = time.monotonic()
+    w.close()  # the write in progress ends, the queued one is written: the newest state
+    assert time.monotonic() - t0 < files_mod.CLOSE_TIMEOUT / 2  # not stuck until the timeout
+    auto = autosave_in_tmp / "tiny-axis0.ipnet"
+    assert read_session(auto).header["pending_frame"] is None
+    assert in_main_thread and in_main_thread[0] is False
+    assert not list(autosave_in_tmp.glob(".*.part"))

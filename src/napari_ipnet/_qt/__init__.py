@@ -1,6 +1,6 @@
 """The napari dock widget (the only Qt code of napari-ipnet).
 
-``widget.IPNetWidget`` is the dock widget; ``_sequence``, ``_strokes`` and
-``_results`` are its Qt-free helpers (layer -> frames, scribble layers -> maps,
-session results -> Labels layer with undo history).
+``widget.IPNetWidget`` is the dock widget, a view over the Qt-free
+:class:`napari_ipnet.annotation.AnnotationController`; the other modules are its
+panels and helpers (see the docstring of ``widget``).
 """

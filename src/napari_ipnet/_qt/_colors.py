@@ -5,7 +5,9 @@ fluorescence images, and neighbouring ids can look alike. Here object ``k`` gets
 colour of fixed perceptual lightness (OKLab L 0.75 or 0.85, alternating) and a hue
 that turns by the golden angle from one id to the next, so consecutive objects are
 far apart on the colour wheel and every colour is bright. The reds around the
-negative strokes' colour are left out. No Qt here; napari only for the colormap.
+negative strokes' colour are left out. :func:`fit_object_colors` replaces the
+colour of an object whose first mask hardly shows on the image under it. No Qt here;
+napari only for the colormap.
 """
 
 from __future__ import annotations
@@ -158,3 +160,64 @@ def shown_color(image, values: np.ndarray) -> np.ndarray | None:
     if mean.size >= 3:
         return mean[:3]
     return np.asarray(image.colormap.map(np.asarray([mean[0]], float)), float).reshape(-1)[:3]
+
+
+# ---------------------------------------------------------------------- colours of an output layer
+#: output layer metadata: object -> RGBA chosen for its first mask (see :func:`fit_object_colors`)
+COLORS_KEY = "napari_ipnet_colors"
+
+
+def layer_object_color(layer, k: int) -> np.ndarray:
+    """RGBA (float) of object ``k`` as the Labels ``layer`` shows it (the palette's when None)."""
+    if layer is None:
+        return np.asarray(object_color(k), dtype=float)
+    return np.asarray(layer.colormap.map(np.asarray([k], dtype=np.int64)), dtype=float).reshape(-1)[:4]
+
+
+def fit_object_colors(output, image, labels: np.ndarray, pixels: np.ndarray, object_ids, objects=()) -> dict | None:
+    """Give an object whose first mask hardly shows on the image a colour that stands out.
+
+    Once per object, on its first mask: when the object's colour in ``output`` is too
+    close (:data:`LOW_CONTRAST`) to the mean colour ``image`` shows under the mask, the
+    palette colour with the largest contrast there, and not shown by another object,
+    replaces it. The colours chosen are kept in ``output.metadata[COLORS_KEY]``.
+
+    Parameters
+    ----------
+    output : napari.layers.Labels
+        The output layer (its colormap is replaced when a colour changes).
+    image : napari.layers.Image
+        The image layer (its contrast limits and colormap make the colour shown).
+    labels : numpy.ndarray
+        The output's labels of one frame (H, W).
+    pixels : numpy.ndarray
+        The image's pixels of that frame (H, W) or (H, W, C).
+    object_ids : iterable of int
+        The objects of the session (those without a colour yet are looked at).
+    objects : iterable of int
+        Every object of the widget (their colours are not chosen again).
+
+    Returns
+    -------
+    dict or None
+        ``{object: RGBA list}`` of every object placed so far when a colour changed
+        (the strokes should follow), else None.
+    """
+    placed = output.metadata.setdefault(COLORS_KEY, {})
+    labels = np.asarray(labels)
+    changed = False
+    for k in object_ids:
+        mask = labels == k
+        if k in placed or not mask.any():
+            continue
+        shown = shown_color(image, np.asarray(pixels)[mask])
+        color = layer_object_color(output, k)
+        if shown is not None and contrast(color[:3], shown) < LOW_CONTRAST:
+            others = {int(j) for j in objects if j != k}
+            color = object_color(most_contrasting(shown, exclude=others))
+            changed = True
+        placed[int(k)] = np.asarray(color, float).tolist()
+    if not changed:
+        return None
+    output.colormap = label_colormap_with(placed)
+    return dict(placed)

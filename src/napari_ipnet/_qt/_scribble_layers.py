@@ -2,7 +2,8 @@
 
 Makes them (one of each kind per image), styles them for the selected object, turns
 each finished stroke into a :class:`~napari_ipnet.annotation.Stroke` for the
-controller, and takes strokes off (reset, undo) or draws them again (redo).
+controller, takes strokes off (reset, undo) or draws them again (redo), and paints the
+strokes of an opened session file back.
 """
 
 from __future__ import annotations
@@ -441,6 +442,47 @@ class ScribbleLayers:
             if layer is not None and STROKE_FEATURE in layer.features:
                 out.setdefault(layer, set()).add(int(st.stroke_id))
         return out
+
+    def paint_logged(self, image, spec: SequenceSpec, strokes: list) -> int:
+        """Paint the strokes of an opened session file into ``image``'s brush layer.
+
+        A session file keeps strokes as pixel maps (not as the shapes drawn), so they
+        come back as brush paint, exactly where they were: label ``k`` for object
+        ``k``, :data:`NEGATIVE_LABEL` for negative strokes, in the order drawn. Like
+        brush paint they stay (they cannot be taken back stroke by stroke), and the
+        brush does not send them to the network again. Objects beyond the brush's
+        labels are left out.
+
+        Parameters
+        ----------
+        image : napari.layers.Image
+            The image the session was opened on.
+        spec : SequenceSpec
+            Its sequence (where frame ``f`` of the session is in the layer).
+        strokes : list of LoggedStroke
+            See :func:`napari_ipnet.session_file.logged_strokes`.
+
+        Returns
+        -------
+        int
+            How many strokes were painted.
+        """
+        strokes = [st for st in strokes if not st.positive or 0 < st.object_id < NEGATIVE_LABEL]
+        if not strokes:
+            return 0
+        layer = self.brush_layer(image)
+        data = layer.data
+        leads = []
+        for st in strokes:
+            lead = spec.index(st.frame)
+            region = data[lead]
+            region[np.asarray(st.stroke_map)] = st.object_id if st.positive else NEGATIVE_LABEL
+            if lead not in leads:
+                leads.append(lead)
+        for lead in leads:  # seen: the next brush stroke there sends only its own pixels
+            self._brush_seen[(id(layer), lead)] = np.asarray(data[lead]).copy()
+        layer.refresh()
+        return len(strokes)
 
     def recolor(self, object_id: int, color) -> None:
         """Draw the positive strokes of ``object_id`` already in the layers in ``color``."""

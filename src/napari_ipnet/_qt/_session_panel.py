@@ -60,7 +60,7 @@ class SessionPanel(QGroupBox):
         self.open_btn.setToolTip(
             f"Open a {SUFFIX} file: on its image layer if it is open (else the current image layer, when "
             "its frames fit, or the recorded image file, opened as a new layer). Its strokes are replayed "
-            "through the model, in the background."
+            "through the model, in the background, and painted back on the image's brush layer."
         )
         row.addWidget(self.save_btn)
         row.addWidget(self.open_btn)

@@ -3,11 +3,16 @@
 A thin view over :class:`napari_ipnet.annotation.AnnotationController`, which owns
 the objects, the strokes of the open round, the job queue, the model and the undo
 link with the output layer. This file builds the controls and wires them to it; the
-panels live in their own files (``_sequence_panel``: image / axis / output,
-``_model_panel``: weights and device, ``_run_panel``: propagate, undo, progress and
-status, ``_session_panel``: save / open session files
-and autosave, ``_scribble_layers``: the layers strokes are drawn on, ``_confidence``:
-the confidence strip, ``_workers``: napari threads).
+panels and helpers live in their own files:
+
+- ``_sequence_panel``: image / axis / output; ``_model_panel``: weights and device;
+  ``_run_panel``: propagate, undo, progress and status; ``_session_panel``: save /
+  open session files and autosave; ``_object_list``: the objects;
+- ``_scribble_layers``: the layers strokes are drawn on; ``_confidence``: the
+  confidence strip and the frame to check next; ``_colors``: object colours (and
+  fitting them to the image under an object's first mask);
+- ``_shortcuts``: the keyboard shortcuts; ``_viewer_link``: the connections to the
+  viewer's events and their cleanup; ``_workers``: napari threads.
 
 torch is imported only when a model is loaded or a session is created, so opening the
 plugin menu stays fast.
@@ -15,14 +20,11 @@ plugin menu stays fast.
 
 from __future__ import annotations
 
-import weakref
 from typing import TYPE_CHECKING
 
 import numpy as np
-from napari.layers import Image
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import Qt, QTimer, Signal
-from qtpy.QtGui import QKeySequence, QShortcut
 from qtpy.QtWidgets import (
     QCheckBox,
     QGroupBox,
@@ -32,16 +34,10 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..annotation import MAX_OBJECTS, STROKE_FEATURE, AnnotationController, remove_history_hooks
+from ..annotation import MAX_OBJECTS, STROKE_FEATURE, AnnotationController
 from ..annotation.strokes import NEGATIVE_LABEL
-from ._colors import (
-    LOW_CONTRAST,
-    contrast,
-    label_colormap_with,
-    most_contrasting,
-    object_color,
-    shown_color,
-)
+from ..session_file import logged_strokes
+from ._colors import fit_object_colors, layer_object_color
 from ._confidence import ConfidenceStrip, FrameNavigator
 from ._model_panel import (
     DEVICE_CHOICES,
@@ -55,6 +51,8 @@ from ._run_panel import RunPanel, button
 from ._scribble_layers import NEGATIVE_COLOR, ScribbleLayers
 from ._sequence_panel import AXIS_KEY, ENDING_TOOLTIP, ROLE_KEY, SOURCE_KEY, SequencePanel
 from ._session_panel import SessionPanel
+from ._shortcuts import SHORTCUTS, add_widget_shortcuts, bind_keys, shortcut_help, shortcut_keys
+from ._viewer_link import ViewerLink
 from ._workers import napari_runner, show_job_error
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -76,35 +74,6 @@ __all__ = [
     "cpu_threads_for_gui",
     "shortcut_help",
 ]
-
-COLORS_KEY = "napari_ipnet_colors"  # output layer metadata: object -> RGBA chosen for its first mask
-
-#: (napari key, Qt key sequence, action, description). None of these clashes with
-#: napari's default viewer or layer shortcuts (napari 0.9: plain digits switch layer
-#: modes, Alt+F/V/L/P/W/H/D open menus, Alt+S/C/T take screenshots / debug).
-SHORTCUTS: list[tuple[str, str, str, str]] = [
-    ("Shift-Enter", "Shift+Return", "propagate", "propagate the current round through the stack"),
-    ("Shift-Escape", "Shift+Escape", "cancel", "cancel the running propagation (keeps finished frames)"),
-    ("Alt-A", "Alt+A", "add_object", "add a new object and select it"),
-    ("Alt-N", "Alt+N", "toggle_negative", "toggle negative (background) strokes"),
-    ("Alt-Z", "Alt+Z", "undo", "undo the last IPNet result in the output Labels layer"),
-    ("Alt-K", "Alt+K", "next_frame_to_check", "show the least confident frame not yet annotated"),
-] + [
-    (f"Alt-{k}", f"Alt+{k}", f"select_{k}", f"select object {k}") for k in range(1, 10)
-]
-
-
-def shortcut_help() -> str:
-    """The shortcut list as text (tooltips, README)."""
-    seen = []
-    for key, _q, action, desc in SHORTCUTS:
-        if action.startswith("select_") and action != "select_1":
-            continue
-        if action == "select_1":
-            seen.append("Alt+1 ... Alt+9: select object 1 to 9")
-        else:
-            seen.append(f"{key.replace('-', '+')}: {desc}")
-    return "\n".join(seen)
 
 
 class IPNetWidget(QWidget):
@@ -128,8 +97,7 @@ class IPNetWidget(QWidget):
     def __init__(self, napari_viewer: napari.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.viewer = viewer = napari_viewer
-        self._connected: list[tuple] = []  # (emitter, callback) to disconnect
-        self._bound_keys: list[tuple] = []
+        self.link = ViewerLink(viewer)  # every connection to the viewer, undone on cleanup
         self._view_fitted = False  # the view is reset once, when the docked widget first shows
         ctrl = self.controller = AnnotationController(
             has_layer=lambda layer: any(layer is x for x in viewer.layers), runner=napari_runner,
@@ -139,19 +107,20 @@ class IPNetWidget(QWidget):
         ctrl.output_for = self.sequence_panel.output_for
         ctrl.current_output = lambda panel=self.sequence_panel: panel.output_layer
         ctrl.request_model = self.model_panel.load_model
-        self.scribbles = ScribbleLayers(viewer, ctrl, self.sequence_panel, self._object_color, self._connect)
+        self.scribbles = ScribbleLayers(viewer, ctrl, self.sequence_panel, self._object_color, self.link.connect)
         self.session_panel = SessionPanel(viewer, ctrl, self.sequence_panel)
         self._build_ui()
         self._wire_controller()
-        self._connect_viewer()
-        self._bind_keys()
+        self.link.watch(self.sequence_panel, self.scribbles, self.navigator, ctrl)
+        self.destroyed.connect(self.link.cleanup_callback(ctrl.hooked, ctrl.self_ref, self.session_panel.files.close))
+        self.link.bound_keys.extend(bind_keys(viewer, self))
         self.sequence_panel._refresh_layers()
         self._refresh_objects()
         self._update_buttons()
 
     # ================================================================== UI
     def _build_ui(self) -> None:
-        keys = {action: key.replace("-", "+") for key, _q, action, _d in SHORTCUTS}
+        keys = shortcut_keys()
         lay = QVBoxLayout(self)
         lay.addWidget(self.sequence_panel)
 
@@ -217,11 +186,7 @@ class IPNetWidget(QWidget):
         self.undo_btn.clicked.connect(lambda: self.undo())
         self.next_btn.clicked.connect(lambda: self.next_frame_to_check())
         self.confidence_strip.frame_clicked.connect(self.show_frame)
-        # the same shortcuts while the widget itself has the keyboard focus
-        for _k, qkey, action, _d in SHORTCUTS:
-            sc = QShortcut(QKeySequence(qkey), self)
-            sc.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-            sc.activated.connect(self._action(action))
+        add_widget_shortcuts(self)  # the same shortcuts while the widget itself has the keyboard focus
 
     def _wire_controller(self) -> None:
         c = self.controller
@@ -239,6 +204,7 @@ class IPNetWidget(QWidget):
         c.model_set.connect(self._model_set)
         c.strokes_undone.connect(self.scribbles.take_off)
         c.strokes_redone.connect(self.scribbles.draw_again)
+        self.session_panel.files.opened.connect(self._paint_opened_strokes)
 
     def _show_status(self, text: str) -> None:
         self.run_panel.show_status(text)
@@ -261,52 +227,6 @@ class IPNetWidget(QWidget):
         except (RuntimeError, AttributeError):  # viewer or widget already closed
             pass
 
-    def _action(self, action: str):
-        ref = weakref.ref(self)
-
-        def run(*_args):
-            w = ref()
-            if w is None:
-                return
-            if action.startswith("select_"):
-                w.select_object(int(action.split("_")[1]))
-            elif action == "toggle_negative":
-                w.set_negative(not w.controller.negative)
-            else:
-                getattr(w, action)()
-
-        return run
-
-    def _bind_keys(self) -> None:
-        for key, _q, action, _d in SHORTCUTS:
-            func = self._action(action)
-
-            def handler(viewer, _f=func):
-                _f()
-
-            previous = self.viewer.bind_key(key, handler, overwrite=True)
-            self._bound_keys.append((key, previous))
-
-    def _connect(self, emitter, callback) -> None:
-        emitter.connect(callback)
-        self._connected.append((emitter, callback))
-
-    def _connect_viewer(self) -> None:
-        ev = self.viewer.layers.events
-        panel = self.sequence_panel
-        self._connect(ev.inserted, self._on_layer_inserted)
-        self._connect(ev.removed, self._on_layer_removed)
-        self._connect(ev.moved, panel._refresh_layers)
-        self._connect(self.viewer.dims.events.current_step, panel._update_sequence_label)
-        self._connect(self.viewer.dims.events.current_step, self.navigator.show_current)
-        self._connect(self.viewer.dims.events.axis_labels, panel._on_axis_labels_changed)
-        for layer in self.viewer.layers:
-            self._watch_layer(layer)
-        self.destroyed.connect(_make_cleanup(
-            weakref.ref(self.viewer), self._connected, self._bound_keys, self.controller.hooked,
-            self.controller.self_ref, self.session_panel.files.close,
-        ))
-
     def close(self) -> bool:  # noqa: D102
         self.cleanup()
         return super().close()
@@ -315,38 +235,7 @@ class IPNetWidget(QWidget):
         """Write pending autosaves, cancel work, unbind shortcuts, disconnect from the viewer."""
         self.session_panel.close_files()
         self.controller.close()
-        _make_cleanup(weakref.ref(self.viewer), self._connected, self._bound_keys)()
-
-    # ================================================================== layers
-    def _watch_layer(self, layer) -> None:
-        self._connect(layer.events.name, self.sequence_panel._refresh_layers)
-        if isinstance(layer, Image) and hasattr(layer.events, "axis_labels"):
-            self._connect(layer.events.axis_labels, self.sequence_panel._on_axis_labels_changed)
-        role = layer.metadata.get(ROLE_KEY) if isinstance(layer.metadata, dict) else None
-        if role in ("scribbles", "clicks", "brush") and not self.scribbles.is_linked(layer):
-            source = layer.metadata.get(SOURCE_KEY)
-            image = next((x for x in self.viewer.layers if isinstance(x, Image) and x.name == source), None)
-            if image is not None:
-                self.scribbles.link(layer, image)
-
-    def _on_layer_inserted(self, event) -> None:
-        self._watch_layer(event.value)
-        self.sequence_panel._refresh_layers()
-
-    def _on_layer_removed(self, event) -> None:
-        layer = event.value
-        for emitter, cb in list(self._connected):
-            if getattr(emitter, "source", None) is layer:
-                try:
-                    emitter.disconnect(cb)
-                except Exception:  # noqa: BLE001
-                    pass
-                self._connected.remove((emitter, cb))
-        self.scribbles.forget(layer)
-        self.controller.layer_removed(layer)
-        if layer is self.sequence_panel._output:
-            self.sequence_panel._output = None
-        self.sequence_panel._refresh_layers()
+        self.link.cleanup()
 
     # the sequence panel's choices, as the widget's API
     image_layer = property(lambda self: self.sequence_panel.image_layer, doc="The image layer chosen (None: none).")
@@ -374,10 +263,7 @@ class IPNetWidget(QWidget):
 
     def _object_color(self, k: int) -> np.ndarray:
         """RGBA colour of object ``k`` as the output layer shows it (its own colours if chosen)."""
-        out = self.output_layer
-        if out is None:
-            return np.asarray(object_color(k), dtype=float)
-        return np.asarray(out.colormap.map(np.asarray([k], dtype=np.int64)), dtype=float).reshape(-1)[:4]
+        return layer_object_color(self.output_layer, k)
 
     def _refresh_objects(self) -> None:
         c = self.controller
@@ -390,36 +276,24 @@ class IPNetWidget(QWidget):
         self.interaction_done.emit(frame)
 
     def _fit_object_colors(self, frame: int) -> None:
-        """Give an object whose first mask hardly shows on the image a colour that stands out.
+        """A first mask that hardly shows on the image gets a colour that stands out (``_colors``).
 
-        Once per object, on its first mask, in output layers the widget made (a layer
-        the user chose keeps its colours): when the object's colour is too close to the
-        mean colour the image shows under the mask, the palette colour with the largest
-        contrast there (and not shown by another object) replaces it. The strokes and
-        the object list follow the layer's colours.
+        Only in output layers the widget made (a layer the user chose keeps its
+        colours); the strokes and the object list follow the layer's colours.
         """
         rec, out = self.controller.active, self.output_layer
         if rec is None or out is None or out.metadata.get(ROLE_KEY) != "output":
             return
-        placed = out.metadata.setdefault(COLORS_KEY, {})
-        region = np.asarray(out.data[rec.spec.index(frame)])
-        changed = False
-        for k in rec.session.object_ids:
-            mask = region == k
-            if k in placed or not mask.any():
-                continue
-            shown = shown_color(rec.layer, np.asarray(rec.frames[frame])[mask])
-            color = self._object_color(k)
-            if shown is not None and contrast(color[:3], shown) < LOW_CONTRAST:
-                others = {int(j) for j in self.controller.objects if j != k}
-                color = object_color(most_contrasting(shown, exclude=others))
-                changed = True
-            placed[int(k)] = np.asarray(color, float).tolist()
-        if changed:
-            out.colormap = label_colormap_with(placed)
+        placed = fit_object_colors(out, rec.layer, out.data[rec.spec.index(frame)], rec.frames[frame],
+                                   rec.session.object_ids, self.controller.objects)
+        if placed is not None:
             for k, color in placed.items():
                 self.scribbles.recolor(k, color)
             self._refresh_objects()
+
+    def _paint_opened_strokes(self, rec) -> None:
+        """The strokes of an opened session file, back on its image (as brush paint)."""
+        self.scribbles.paint_logged(rec.layer, rec.spec, logged_strokes(rec.session))
 
     objects = property(lambda self: dict(self.controller.objects), doc="Object id (label value) -> name.")
     current_object = property(lambda self: self.controller.current, doc="The selected object.")
@@ -570,31 +444,3 @@ for _name in sorted(_RUN_NAMES):
 for _name in sorted(_SESSION_NAMES):
     setattr(IPNetWidget, _name, property(lambda self, n=_name: getattr(self.session_panel, n)))
 
-
-def _make_cleanup(viewer_ref, connected, bound_keys, hooked=(), ctrl_ref=None, flush=None):
-    """Cleanup run when the Qt widget is destroyed (holds no reference to it)."""
-
-    def cleanup(*_args):
-        if flush is not None:
-            try:
-                flush()  # the pending autosaves
-            except Exception:  # noqa: BLE001
-                pass
-        if hooked:
-            remove_history_hooks(hooked, ctrl_ref)
-        for emitter, cb in list(connected):
-            try:
-                emitter.disconnect(cb)
-            except Exception:  # noqa: BLE001
-                pass
-        connected.clear()
-        viewer = viewer_ref()
-        if viewer is not None:
-            for key, previous in list(bound_keys):
-                try:
-                    viewer.bind_key(key, previous, overwrite=True)
-                except Exception:  # noqa: BLE001
-                    pass
-        bound_keys.clear()
-
-    return cleanup

@@ -19,7 +19,11 @@ actions and keeps an :class:`~napari_ipnet.session_file.Autosaver` per session:
 - **autosave** after every interaction, finished or stopped propagation, undo / redo
   and reset (``controller.session_changed``), at most every ``min_interval`` seconds,
   to ``<autosave dir>/<image>-axis<k>.ipnet``; :meth:`SessionFiles.flush` writes what
-  is pending (on close, and from the widget's timer). The folder is
+  is pending (on close, and from the widget's timer). What an autosave holds is taken
+  from the session in the controller's thread; the file is written by an
+  :class:`AutosaveWriter` through the controller's runner (a napari worker thread in
+  the widget), one file at a time and in order; closing waits for the file being
+  written, then writes the rest itself. The folder is
   ``~/.napari-ipnet/autosave`` unless the environment variable
   ``NAPARI_IPNET_AUTOSAVE_DIR`` names another one; set to an empty string it turns
   autosaving off.
@@ -48,11 +52,13 @@ from ..session_file import (
     SUFFIX,
     SessionFile,
     SessionFileError,
+    SessionSave,
     image_source,
     load_session,
     memory_source,
     open_image,
     read_session,
+    write_session,
 )
 from .controller import AnnotationController, Failure, Job, Record, Round
 from .results import apply_with_history, frame_write
@@ -66,6 +72,8 @@ AUTOSAVE_ENV = "NAPARI_IPNET_AUTOSAVE_DIR"
 PATH_KEY = "napari_ipnet_path"
 #: seconds between two autosaves of one session
 AUTOSAVE_INTERVAL = 10.0
+#: seconds :meth:`AutosaveWriter.close` waits for the file being written
+CLOSE_TIMEOUT = 30.0
 
 
 def autosave_dir() -> Path | None:
@@ -192,6 +200,130 @@ class OpenJob(Job):
         self.files._start_open(self)
 
 
+@dataclass(eq=False)
+class _Write:
+    """One autosave for :class:`AutosaveWriter`: the file, what goes in it, who to tell."""
+
+    path: Path
+    data: SessionSave
+    done: Callable[[BaseException | None], None]
+    #: queued -> started (handed to a task) -> running (in its thread) -> ended;
+    #: or started -> taken (closing wrote it before its task began)
+    state: str = "queued"
+    ended: threading.Event = field(default_factory=threading.Event)
+
+
+class AutosaveWriter:
+    """Writes autosaves off the controller's thread, one file at a time, in order.
+
+    An :class:`~napari_ipnet.session_file.Autosaver`'s ``writer``: each save is queued
+    and written by a task of ``runner`` (the controller's runner: a napari worker in
+    the widget, the calling thread with
+    :func:`~napari_ipnet.annotation.controller.run_directly`); the next one starts
+    when it has returned, so two writes never overlap and a file never goes back to
+    an older state. A save queued while an older one of the same file waits replaces
+    it (it holds the older one's changes too).
+
+    Parameters
+    ----------
+    runner : callable
+        ``runner(work, generator, on_yield, on_return, on_finish) -> task`` (see
+        :class:`~napari_ipnet.annotation.AnnotationController`).
+    close_timeout : float
+        Seconds :meth:`close` waits for the file being written.
+    """
+
+    def __init__(self, runner: Callable[..., Any], close_timeout: float = CLOSE_TIMEOUT) -> None:
+        self.runner = runner
+        self.close_timeout = float(close_timeout)
+        self.closed = False
+        self._queue: list[_Write] = []
+        self._current: _Write | None = None  # handed to the task that runs now
+        self._task = None
+        self._lock = threading.Lock()  # the states of the writes: this thread and the task's
+
+    @property
+    def busy(self) -> bool:
+        """Whether a write runs or waits."""
+        return self._task is not None or bool(self._queue)
+
+    def __call__(self, path: Path, data: SessionSave, done: Callable[[BaseException | None], None]) -> None:
+        """Queue ``data`` to be written to ``path``; ``done(error)`` once it is (None: written)."""
+        if self.closed:  # closing: at once, here
+            done(_write(data, path))
+            return
+        self._queue = [w for w in self._queue if w.path != path]
+        self._queue.append(_Write(path, data, done))
+        self._start_next()
+
+    def _start_next(self) -> None:
+        if self._task is not None or not self._queue or self.closed:
+            return
+        item = self._current = self._queue.pop(0)
+        item.state = "started"
+
+        def work():
+            with self._lock:
+                if item.state != "started":
+                    return _TAKEN  # closing wrote it: the task began too late
+                item.state = "running"
+            try:
+                return _write(item.data, item.path)
+            finally:
+                item.state = "ended"
+                item.ended.set()
+
+        def returned(result):
+            if self._current is item:
+                self._task = self._current = None
+            if result is not _TAKEN:
+                item.done(result)
+            self._start_next()
+
+        self._task = task = self.runner(work, False, None, returned, None)
+        task.start()
+
+    def close(self) -> bool:
+        """Wait for the file being written, then write the queued saves here, in order.
+
+        A save handed to a task that has not begun yet (napari starts its workers
+        from the event loop, which waits here) is taken back and written here too.
+        Saves handed over after this are written at once. Returns False when the
+        write in progress did not end within ``close_timeout``: the queued saves are
+        then dropped (writing them could put an older state over them later); each
+        file keeps its last complete version.
+        """
+        self.closed = True
+        with self._lock:
+            current = self._current
+            if current is not None and current.state == "started":
+                current.state = "taken"
+                self._queue.insert(0, current)
+                self._task = self._current = current = None
+        if current is not None and not current.ended.wait(self.close_timeout):
+            log.warning("IPNet: an autosave is still being written after %.0f s; %d queued autosaves dropped",
+                        self.close_timeout, len(self._queue))
+            self._queue.clear()
+            return False
+        queue_, self._queue = self._queue, []
+        for item in queue_:
+            item.done(_write(item.data, item.path))
+        return True
+
+
+_TAKEN = object()  # what the task of a save that closing took back returns
+
+
+def _write(data: SessionSave, path: Path) -> BaseException | None:
+    """Write a session file; the error instead of raising it (None: written)."""
+    try:
+        write_session(data, path)
+    except Exception as err:  # noqa: BLE001 - reported by the autosaver
+        log.debug("IPNet: autosaving to %s failed", path, exc_info=err)
+        return err
+    return None
+
+
 @dataclass
 class _Saver:
     """The autosaver of one session, and what was said about it."""
@@ -233,6 +365,7 @@ class SessionFiles:
         self.min_interval = float(min_interval)
         self._clock = clock
         self._savers: dict[int, _Saver] = {}  # id(Record) -> its autosaver
+        self.writer = AutosaveWriter(controller.runner)
         self._sources: dict[int, tuple[Record, dict]] = {}  # id(Record) -> (record, source)
         controller.session_changed.connect(self._session_changed)
 
@@ -551,7 +684,8 @@ class SessionFiles:
             return
         saver.autosaver.source = self.source_of(rec)
         saver.autosaver.names = self.names_of(rec)
-        self._after(saver, saver.autosaver.notify())
+        saver.autosaver.notify()
+        self._after(saver, False)  # a save that could not be made; the writer reports the others
 
     def _saver(self, rec: Record) -> _Saver | None:
         got = self._savers.get(id(rec))
@@ -563,12 +697,27 @@ class SessionFiles:
         from ..session_file import Autosaver
 
         path = folder / autosave_name(rec.layer.name, rec.spec)
-        saver = _Saver(rec, Autosaver(rec.session, path, min_interval=self.min_interval, clock=self._clock))
+        saver = _Saver(rec, None)
+        saver.autosaver = Autosaver(rec.session, path, min_interval=self.min_interval, clock=self._clock,
+                                    writer=lambda p, data, done: self._write_later(saver, p, data, done))
         self._savers[id(rec)] = saver
         return saver
 
+    def _write_later(self, saver: _Saver, path: Path, data: SessionSave, done: Callable) -> None:
+        """Hand an autosave to the writer; say how it went once it is written."""
+
+        def written(err):
+            done(err)
+            if not self.writer.closed:
+                self._after(saver, err is None)
+
+        self.writer(path, data, written)
+
     def _after(self, saver: _Saver, wrote: bool) -> None:
-        """Say once where a session autosaves, and once when autosaving it fails."""
+        """Say once where a session autosaves, and once when autosaving it fails.
+
+        ``wrote``: an autosave was just written (the writer says so once it is).
+        """
         auto = saver.autosaver
         if wrote and not saver.announced:
             saver.announced = True
@@ -591,14 +740,19 @@ class SessionFiles:
             rec.layer.name, rec.spec)
 
     def flush(self) -> int:
-        """Write every autosave with changes not yet saved (not while a job runs); returns how many."""
+        """Save every autosave with changes not yet saved (not while a job runs).
+
+        Returns
+        -------
+        int
+            How many saves were made (handed to the writer).
+        """
         if self.controller.worker is not None:
             return 0
         n = 0
         for saver in list(self._savers.values()):
-            wrote = saver.autosaver.flush()
-            self._after(saver, wrote)
-            n += bool(wrote)
+            n += bool(saver.autosaver.flush())
+            self._after(saver, False)
         self._prune()
         return n
 
@@ -615,16 +769,26 @@ class SessionFiles:
         live = {id(r) for r in self.controller.records.values()}  # a saver holds its record: ids stay unique
         for key, saver in list(self._savers.items()):
             if key not in live:
-                self._after(saver, saver.autosaver.flush())
+                saver.autosaver.flush()
+                self._after(saver, False)
                 del self._savers[key]
         for key in [k for k in self._sources if k not in live]:
             del self._sources[key]
 
+    @property
+    def writing(self) -> bool:
+        """Whether an autosave is being written or waits to be."""
+        return self.writer.busy
+
     def close(self) -> None:
-        """Write pending autosaves (the widget calls it when it closes)."""
+        """Write pending autosaves (the widget calls it when it closes).
+
+        Waits for the autosave being written (see :meth:`AutosaveWriter.close`).
+        """
         if self.controller.worker is None:
             for saver in self._savers.values():
                 saver.autosaver.flush()
+        self.writer.close()
 
 
 def _describe(err: BaseException) -> str:
