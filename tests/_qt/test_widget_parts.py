@@ -1,4 +1,5 @@
-"""The dock widget's helpers that need no display: shortcuts, viewer link, colour fitting."""
+"""The dock widget's helpers that need no display: shortcuts, viewer link, colour fitting,
+notifications, and the panels' display-free parts."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ from napari_ipnet._qt._colors import (
     layer_object_color,
     object_color,
 )
+from napari_ipnet._qt._model_panel import THREADS_ENV, ModelPanel
+from napari_ipnet._qt._objects_panel import new_name
+from napari_ipnet._qt._scribble_panel import SCRIBBLE_KINDS, negative_texts
 from napari_ipnet._qt._sequence_panel import ROLE_KEY, SOURCE_KEY
 from napari_ipnet._qt._shortcuts import (
     SHORTCUTS,
@@ -27,6 +31,7 @@ from napari_ipnet._qt._shortcuts import (
     widget_action,
 )
 from napari_ipnet._qt._viewer_link import ViewerLink, make_cleanup
+from napari_ipnet.annotation.strokes import NEGATIVE_LABEL
 
 
 # ---------------------------------------------------------------------- shortcuts
@@ -222,3 +227,61 @@ def test_fit_object_colors_keeps_colours_that_show():
     before = out.colormap
     assert fit_object_colors(out, image, labels, pixels, [1]) is None
     assert out.colormap is before and 1 in out.metadata[COLORS_KEY]
+
+
+# ---------------------------------------------------------------------- panels, notifications, view
+def test_new_name_of_an_edited_object_row():
+    names = {1: "cell", 2: "nucleus"}
+    assert new_name(names, 1, "  big cell ") == "big cell"
+    assert new_name(names, 1, "cell") is None  # unchanged
+    assert new_name(names, 2, "   ") is None and new_name(names, 2, "") is None  # emptied: kept
+    assert new_name(names, 7, "late") == "late"  # the controller decides about unknown ids
+
+
+def test_scribble_kinds_and_negative_texts():
+    assert [kind for _text, kind, _tip in SCRIBBLE_KINDS] == ["shapes", "brush", "clicks"]
+    assert [text for text, _kind, _tip in SCRIBBLE_KINDS] == ["Freehand", "Brush", "Clicks"]
+    assert f"label {NEGATIVE_LABEL} is background" in SCRIBBLE_KINDS[1][2]
+    text, tip = negative_texts(shortcut_keys())
+    assert text.endswith("[Alt+N]") and tip.endswith("Toggle: Alt+N")
+
+
+def test_show_message_picks_the_notification_of_the_level(monkeypatch):
+    from napari_ipnet._qt import _workers
+
+    shown = []
+    for level in ("info", "warning", "error"):
+        monkeypatch.setattr(_workers, f"show_{level}", lambda text, level=level: shown.append((level, text)))
+    for level in ("info", "warning", "error", "unknown"):
+        _workers.show_message(level, level + "!")
+    assert shown == [("info", "info!"), ("warning", "warning!"), ("error", "error!"), ("error", "unknown!")]
+
+
+def test_viewer_link_fit_view():
+    viewer = ViewerModel()
+    link = ViewerLink(viewer)
+    link.fit_view()  # no layers: nothing to fit
+    viewer.add_image(np.zeros((40, 60)))
+    camera = viewer.scene.camera
+    camera.zoom, camera.center = 0.01, (0, 500, 500)
+    link.fit_view()
+    assert camera.zoom > 0.01 and np.allclose(camera.center[-2:], (19.5, 29.5))
+
+    class Closed:
+        @property
+        def layers(self):
+            raise RuntimeError("wrapped C/C++ object has been deleted")
+
+    ViewerLink(Closed()).fit_view()  # a closed viewer: nothing happens
+
+
+def test_model_panel_sets_cpu_threads_for_a_cpu_model(monkeypatch):
+    import torch
+
+    calls = []
+    monkeypatch.setattr(torch, "set_num_threads", calls.append)
+    monkeypatch.setenv(THREADS_ENV, "3")
+    ModelPanel.model_set(SimpleNamespace(device=torch.device("cpu")))
+    ModelPanel.model_set(SimpleNamespace(device=SimpleNamespace(type="cuda")))
+    ModelPanel.model_set(object())  # no device: left alone
+    assert calls == [3]

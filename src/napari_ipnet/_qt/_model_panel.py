@@ -99,6 +99,15 @@ class ModelPanel(QGroupBox):
         self.model_combo.currentIndexChanged.connect(self._on_model_choice)
         self.device_combo.currentIndexChanged.connect(self._on_device_changed)
         controller.model_changed.connect(self.show_model)
+        controller.model_set.connect(self.model_set)
+
+    @staticmethod
+    def model_set(model) -> None:
+        """A model on the CPU computes with :func:`cpu_threads_for_gui` threads (the viewer stays responsive)."""
+        if getattr(getattr(model, "device", None), "type", None) == "cpu":
+            import torch
+
+            torch.set_num_threads(cpu_threads_for_gui())
 
     def show_model(self, text: str, device=None) -> None:
         """Show the model's status line; make the device choice follow ``device``."""

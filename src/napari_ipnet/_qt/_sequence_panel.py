@@ -103,6 +103,13 @@ class SequencePanel(QGroupBox):
         self.ending_check.toggled.connect(self._on_ending_toggled)
         self.channel_combo.currentIndexChanged.connect(self._update_sequence_label)
         self.output_combo.currentIndexChanged.connect(self._on_output_changed)
+        controller.model_set.connect(self.model_set)
+
+    def model_set(self, model) -> None:
+        """"Objects may end" can be ticked only for a model that tells the two cases apart."""
+        uses_flag = bool(getattr(model, "uses_objects_may_end", False))
+        self.ending_check.setEnabled(uses_flag)
+        self.ending_check.setToolTip(ENDING_TOOLTIP if uses_flag else "This model does not tell the two cases apart.")
 
     def _image_layers(self) -> list:
         return [x for x in self.viewer.layers if isinstance(x, Image) and x.metadata.get(ROLE_KEY) is None]

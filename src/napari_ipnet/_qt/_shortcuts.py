@@ -12,7 +12,9 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["SHORTCUTS", "add_widget_shortcuts", "bind_keys", "shortcut_help", "shortcut_keys", "widget_action"]
+__all__ = [
+    "SHORTCUTS", "add_widget_shortcuts", "bind_keys", "help_label", "shortcut_help", "shortcut_keys", "widget_action",
+]
 
 #: (napari key, Qt key sequence, action, description). None of these clashes with
 #: napari's default viewer or layer shortcuts (napari 0.9: plain digits switch layer
@@ -99,3 +101,12 @@ def add_widget_shortcuts(widget) -> None:
         sc = QShortcut(QKeySequence(qkey), widget)
         sc.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         sc.activated.connect(widget_action(widget, action))
+
+
+def help_label():
+    """A QLabel "Shortcuts: hover for details" whose tooltip is :func:`shortcut_help`."""
+    from qtpy.QtWidgets import QLabel
+
+    label = QLabel("Shortcuts: hover for details")
+    label.setToolTip(shortcut_help())
+    return label

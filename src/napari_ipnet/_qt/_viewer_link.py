@@ -109,6 +109,14 @@ class ViewerLink:
                     pass
                 self.connected.remove((emitter, cb))
 
+    def fit_view(self) -> None:
+        """Fit the layers to the canvas (nothing when there are none, or the viewer is closed)."""
+        try:
+            if len(self.viewer.layers):
+                self.viewer.reset_view()
+        except (RuntimeError, AttributeError):  # viewer or widget already closed
+            pass
+
     def cleanup_callback(self, hooked=(), ctrl_ref=None, flush: Callable[[], Any] | None = None) -> Callable:
         """:func:`make_cleanup` of this link's connections and key bindings (holds no widget)."""
         return make_cleanup(weakref.ref(self.viewer), self.connected, self.bound_keys, hooked, ctrl_ref, flush)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from napari.qt.threading import create_worker
-from napari.utils.notifications import show_error
+from napari.utils.notifications import show_error, show_info, show_warning
 from napari.utils.progress import cancelable_progress
 
 from ..annotation.sequence import UnsupportedLayerError
@@ -75,6 +75,11 @@ def short(err: BaseException) -> str:
 def _is_oom(err: BaseException) -> bool:
     text = f"{type(err).__name__} {err}".lower()
     return "out of memory" in text or "outofmemory" in text
+
+
+def show_message(level: str, text: str) -> None:
+    """A napari notification of the controller's ``message``: level "info", "warning" or "error"."""
+    {"info": show_info, "warning": show_warning}.get(level, show_error)(text)
 
 
 def show_job_error(err: BaseException, what: str) -> None:

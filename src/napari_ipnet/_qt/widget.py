@@ -2,17 +2,21 @@
 
 A thin view over :class:`napari_ipnet.annotation.AnnotationController`, which owns
 the objects, the strokes of the open round, the job queue, the model and the undo
-link with the output layer. This file builds the controls and wires them to it; the
-panels and helpers live in their own files:
+link with the output layer. This file puts the panels together and wires them to it
+(their controls and methods are also the widget's attributes: ``w.axis_combo``,
+``w.set_axis``); the panels and helpers live in their own files:
 
-- ``_sequence_panel``: image / axis / output; ``_model_panel``: weights and device;
-  ``_run_panel``: propagate, undo, progress and status; ``_session_panel``: save /
-  open session files and autosave; ``_object_list``: the objects;
+- panels, top to bottom: ``_sequence_panel``: image / axis / output;
+  ``_scribble_panel``: Freehand / Brush / Clicks and negative strokes;
+  ``_objects_panel``: the object list (``_object_list``), the confidence strip and
+  Add / Reset; ``_run_panel``: propagate, undo, progress and status;
+  ``_session_panel``: save / open session files and autosave; ``_model_panel``:
+  weights and device;
 - ``_scribble_layers``: the layers strokes are drawn on; ``_confidence``: the
   confidence strip and the frame to check next; ``_colors``: object colours (and
   fitting them to the image under an object's first mask);
 - ``_shortcuts``: the keyboard shortcuts; ``_viewer_link``: the connections to the
-  viewer's events and their cleanup; ``_workers``: napari threads.
+  viewer's events and their cleanup; ``_workers``: napari threads and notifications.
 
 torch is imported only when a model is loaded or a session is created, so opening the
 plugin menu stays fast.
@@ -23,22 +27,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import Qt, QTimer, Signal
-from qtpy.QtWidgets import (
-    QCheckBox,
-    QGroupBox,
-    QHBoxLayout,
-    QLabel,
-    QVBoxLayout,
-    QWidget,
-)
+from qtpy.QtCore import QTimer, Signal
+from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from ..annotation import MAX_OBJECTS, STROKE_FEATURE, AnnotationController
-from ..annotation.strokes import NEGATIVE_LABEL
 from ..session_file import logged_strokes
 from ._colors import fit_object_colors, layer_object_color
-from ._confidence import ConfidenceStrip, FrameNavigator
+from ._confidence import FrameNavigator
 from ._model_panel import (
     DEVICE_CHOICES,
     MODEL_CHOICES,
@@ -46,14 +41,22 @@ from ._model_panel import (
     ModelPanel,
     cpu_threads_for_gui,
 )
-from ._object_list import ObjectList
-from ._run_panel import RunPanel, button
+from ._objects_panel import ObjectsPanel, new_name
+from ._run_panel import RunPanel
 from ._scribble_layers import NEGATIVE_COLOR, ScribbleLayers
+from ._scribble_panel import ScribblePanel
 from ._sequence_panel import AXIS_KEY, ENDING_TOOLTIP, ROLE_KEY, SOURCE_KEY, SequencePanel
 from ._session_panel import SessionPanel
-from ._shortcuts import SHORTCUTS, add_widget_shortcuts, bind_keys, shortcut_help, shortcut_keys
+from ._shortcuts import (
+    SHORTCUTS,
+    add_widget_shortcuts,
+    bind_keys,
+    help_label,
+    shortcut_help,
+    shortcut_keys,
+)
 from ._viewer_link import ViewerLink
-from ._workers import napari_runner, show_job_error
+from ._workers import napari_runner, show_job_error, show_message
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -121,63 +124,25 @@ class IPNetWidget(QWidget):
     # ================================================================== UI
     def _build_ui(self) -> None:
         keys = shortcut_keys()
-        lay = QVBoxLayout(self)
-        lay.addWidget(self.sequence_panel)
-
-        box = QGroupBox("Scribbles")
-        v = QVBoxLayout(box)
-        row = QHBoxLayout()
-        self.freehand_btn = button("Freehand", "Shapes layer in freehand path mode: each stroke you release runs "
-                                    "IPNet on its frame. Polygons, rectangles and ellipses are filled.")
-        self.brush_btn = button("Brush", f"Labels layer painted with the brush: label k scribbles object k, label "
-                                 f"{NEGATIVE_LABEL} is background (negative). Each finished stroke runs IPNet.")
-        self.clicks_btn = button("Clicks", "Points layer: each click is a small disk scribble")
-        for b, kind in ((self.freehand_btn, "shapes"), (self.brush_btn, "brush"), (self.clicks_btn, "clicks")):
-            row.addWidget(b)
-            b.clicked.connect(lambda _=False, kind=kind: self.activate_scribbles(kind))
-        v.addLayout(row)
-        self.negative_check = QCheckBox(f"Negative (background) strokes  [{keys['toggle_negative']}]")
-        self.negative_check.setToolTip(
-            f"Strokes mark background for the selected object (drawn in red). Toggle: {keys['toggle_negative']}"
-        )
-        v.addWidget(self.negative_check)
-        lay.addWidget(box)
-
-        box = QGroupBox("Objects")
-        v = QVBoxLayout(box)
-        self.object_list = ObjectList()
-        self.object_list.setToolTip("Objects (label values of the output layer, colours from it). Select with "
-                                    "Alt+1..Alt+9 or a click; double-click to rename.")
-        v.addWidget(self.object_list)
-        self.confidence_strip = ConfidenceStrip()
+        self.scribble_panel = ScribblePanel(keys)
+        self.objects_panel = ObjectsPanel(keys)
         self.navigator = FrameNavigator(
-            self.viewer, self.controller, self.sequence_panel, self.confidence_strip, self._object_color
+            self.viewer, self.controller, self.sequence_panel, self.objects_panel.confidence_strip, self._object_color
         )
-        v.addWidget(self.confidence_strip)
-        row = QHBoxLayout()
-        self.add_btn = button("Add", f"Add an object [{keys['add_object']}]")
-        self.reset_btn = button("Reset object", "Forget the selected object: its results, strokes and memory")
-        self.reset_all_btn = button("Reset all", "Forget every object IPNet manages (other labels are kept)")
-        for b in (self.add_btn, self.reset_btn, self.reset_all_btn):
-            row.addWidget(b)
-        v.addLayout(row)
-        lay.addWidget(box)
-
         self.run_panel = RunPanel(keys, self.controller.status_text)
-        lay.addWidget(self.run_panel)
-
-        lay.addWidget(self.session_panel)
-        lay.addWidget(self.model_panel)
-        help_label = QLabel("Shortcuts: hover for details")
-        help_label.setToolTip(shortcut_help())
-        lay.addWidget(help_label)
+        lay = QVBoxLayout(self)
+        for panel in (self.sequence_panel, self.scribble_panel, self.objects_panel, self.run_panel,
+                      self.session_panel, self.model_panel):
+            lay.addWidget(panel)
+        lay.addWidget(help_label())
         lay.addStretch(1)
         self.setToolTip("Interactive segmentation (IPNet)\n" + shortcut_help())
 
         self.sequence_panel.output_changed.connect(self._refresh_objects)
-        self.negative_check.toggled.connect(self.set_negative)
-        self.object_list.currentRowChanged.connect(self._on_object_row)
-        self.object_list.itemChanged.connect(self._on_object_renamed)
+        self.scribble_panel.kind_chosen.connect(self.activate_scribbles)
+        self.scribble_panel.negative_toggled.connect(self.set_negative)
+        self.objects_panel.object_chosen.connect(self._on_object_chosen)
+        self.objects_panel.object_edited.connect(self._on_object_edited)
         self.add_btn.clicked.connect(lambda: self.add_object())
         self.reset_btn.clicked.connect(lambda: self.reset_object(self.controller.current))
         self.reset_all_btn.clicked.connect(lambda: self.reset_all())
@@ -190,42 +155,27 @@ class IPNetWidget(QWidget):
 
     def _wire_controller(self) -> None:
         c = self.controller
-        c.status.connect(self._show_status)
-        c.message.connect(self._show_message)
+        c.status.connect(self.run_panel.show_status)
+        c.message.connect(show_message)
         c.job_failed.connect(show_job_error)
         c.objects_changed.connect(self._refresh_objects)
         c.interaction_done.connect(self._interaction_done)
         c.propagation_started.connect(self._propagation_started)
         c.frame_done.connect(self._frame_done)
-        c.progress.connect(self._show_progress)
+        c.progress.connect(self.run_panel.show_progress)
         c.propagation_finished.connect(self._propagation_finished)
-        c.confidence_changed.connect(self._update_confidence)
+        c.confidence_changed.connect(self.navigator.update)
         c.busy_changed.connect(self._update_buttons)
-        c.model_set.connect(self._model_set)
         c.strokes_undone.connect(self.scribbles.take_off)
         c.strokes_redone.connect(self.scribbles.draw_again)
         self.session_panel.files.opened.connect(self._paint_opened_strokes)
-
-    def _show_status(self, text: str) -> None:
-        self.run_panel.show_status(text)
-
-    @staticmethod
-    def _show_message(level: str, text: str) -> None:
-        {"info": show_info, "warning": show_warning}.get(level, show_error)(text)
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt API
         """Fit the image to the canvas once docking has narrowed it (else its right edge is cut off)."""
         super().showEvent(event)
         if not self._view_fitted:
             self._view_fitted = True
-            QTimer.singleShot(0, self._fit_view)
-
-    def _fit_view(self) -> None:
-        try:
-            if len(self.viewer.layers):
-                self.viewer.reset_view()
-        except (RuntimeError, AttributeError):  # viewer or widget already closed
-            pass
+            QTimer.singleShot(0, self.link.fit_view)
 
     def close(self) -> bool:  # noqa: D102
         self.cleanup()
@@ -237,39 +187,16 @@ class IPNetWidget(QWidget):
         self.controller.close()
         self.link.cleanup()
 
-    # the sequence panel's choices, as the widget's API
-    image_layer = property(lambda self: self.sequence_panel.image_layer, doc="The image layer chosen (None: none).")
-    axis = property(lambda self: self.sequence_panel.axis, doc="The axis to propagate along.")
-    channel = property(lambda self: self.sequence_panel.channel, doc="Colour channel used (None: colour).")
-    output_layer = property(lambda self: self.sequence_panel.output_layer, doc="The output Labels layer.")
-    objects_may_end = property(lambda self: self.sequence_panel.objects_may_end, doc="'Objects may end'.")
-
     # ================================================================== scribbles and objects
-    def scribble_layer(self, image=None):
-        """The freehand Shapes scribble layer of ``image`` (created if needed)."""
-        return self.scribbles.scribble_layer(image)
-
-    def clicks_layer(self, image=None):
-        """The Points scribble layer of ``image`` (created if needed)."""
-        return self.scribbles.clicks_layer(image)
-
-    def brush_layer(self, image=None):
-        """The brush Labels scribble layer of ``image`` (created if needed)."""
-        return self.scribbles.brush_layer(image)
-
-    def activate_scribbles(self, kind: str = "shapes") -> None:
-        """Create (if needed), select and arm a scribble layer: shapes, brush or clicks."""
-        self.scribbles.activate_scribbles(kind)
-
     def _object_color(self, k: int) -> np.ndarray:
         """RGBA colour of object ``k`` as the output layer shows it (its own colours if chosen)."""
         return layer_object_color(self.output_layer, k)
 
     def _refresh_objects(self) -> None:
         c = self.controller
-        self.object_list.show_objects(c.objects, c.current, c.empty_frames(), self._object_color)
+        self.objects_panel.show_objects(c.objects, c.current, c.empty_frames(), self._object_color)
         self.scribbles.apply_stroke_style()
-        self._update_confidence()
+        self.navigator.update()
 
     def _interaction_done(self, frame: int) -> None:
         self._fit_object_colors(frame)
@@ -298,89 +225,45 @@ class IPNetWidget(QWidget):
     objects = property(lambda self: dict(self.controller.objects), doc="Object id (label value) -> name.")
     current_object = property(lambda self: self.controller.current, doc="The selected object.")
 
-    def add_object(self, name: str | None = None) -> int | None:
-        """Add an object (next free label value) and select it."""
-        return self.controller.add_object(name)
-
     def select_object(self, k: int) -> None:
         """Select object ``k``."""
         self.controller.select_object(k)
 
-    def rename_object(self, k: int, name: str) -> None:
-        """Rename object ``k``."""
-        self.controller.rename_object(k, name)
+    def _on_object_chosen(self, k: int) -> None:
+        self.controller.current = k
+        self.scribbles.apply_stroke_style()
 
-    def _on_object_row(self, row: int) -> None:
-        item = self.object_list.item(row)
-        if item is not None:
-            self.controller.current = int(item.data(Qt.ItemDataRole.UserRole))
-            self.scribbles.apply_stroke_style()
-
-    def _on_object_renamed(self, item) -> None:
-        k, name = ObjectList.name_in(item)
-        if name and name != self.controller.objects.get(k):
+    def _on_object_edited(self, k: int, name: str) -> None:
+        name = new_name(self.controller.objects, k, name)
+        if name is not None:
             self.rename_object(k, name)
 
     def set_negative(self, negative: bool) -> None:
         """Draw negative (background) strokes from now on, or positive ones."""
         self.controller.negative = bool(negative)
-        if self.negative_check.isChecked() != self.controller.negative:
-            self.negative_check.blockSignals(True)
-            self.negative_check.setChecked(self.controller.negative)
-            self.negative_check.blockSignals(False)
+        self.scribble_panel.show_negative(self.controller.negative)
         self.scribbles.apply_stroke_style()
 
     def toggle_negative(self) -> None:
         """Switch between positive and negative strokes."""
         self.set_negative(not self.controller.negative)
 
-    # ================================================================== model
+    # ================================================================== model and sessions
     model = property(lambda self: self.controller.model, doc="The IPNetModel in use (None: not loaded).")
     model_label_text = property(lambda self: self.controller.model_name)
-
-    def set_model(self, model, name: str | None = None) -> None:
-        """Use ``model`` (an IPNetModel); existing sessions restart (results are kept)."""
-        self.controller.set_model(model, name)
-
-    def _model_set(self, model) -> None:
-        if getattr(getattr(model, "device", None), "type", None) == "cpu":
-            import torch
-
-            torch.set_num_threads(cpu_threads_for_gui())
-        uses_flag = bool(getattr(model, "uses_objects_may_end", False))
-        self.ending_check.setEnabled(uses_flag)
-        self.ending_check.setToolTip(ENDING_TOOLTIP if uses_flag else "This model does not tell the two cases apart.")
-
-    def load_model(self) -> None:
-        """Load the weights chosen in the widget (in a worker thread)."""
-        self.model_panel.load_model()
-
     session = property(lambda self: self.controller.session, doc="Session of the last interaction.")
     sessions = property(lambda self: self.controller.sessions, doc="Every session.")
     last_propagation_seconds = property(lambda self: self.controller.last_propagation_seconds)
     last_round_frames = property(lambda self: self.controller.last_round_frames)
 
     # ================================================================== jobs
-    def is_idle(self) -> bool:
-        """No job running or waiting (the model may still be loading)."""
-        return self.controller.is_idle()
-
     def _update_buttons(self, *_args) -> None:
         c = self.controller
         busy = not c.is_idle()
         self.run_panel.set_busy(busy, c.propagating)
-        self.reset_btn.setEnabled(not busy)
-        self.reset_all_btn.setEnabled(not busy)
+        self.objects_panel.set_busy(busy)
         self.load_btn.setEnabled(not c.loading)
         self.busy_changed.emit(busy)
-
-    def propagate(self) -> None:
-        """Propagate the last scribbled frame through the stack (queued if busy)."""
-        self.controller.propagate()
-
-    def cancel(self) -> None:
-        """Stop the running propagation after the current frame; drop queued propagations."""
-        self.controller.cancel()
 
     def _propagation_started(self, start: int, total: int) -> None:
         self.run_panel.propagation_started(start, total, self.cancel)
@@ -390,17 +273,11 @@ class IPNetWidget(QWidget):
         self.frame_done.emit(t)
         self.run_panel.frame_done()  # last: its update may let the queued end of the job run
 
-    def _show_progress(self, done: int, total: int, left: float) -> None:
-        self.run_panel.show_progress(done, total, left)
-
     def _propagation_finished(self, frames, cancelled: bool) -> None:
         self.run_panel.propagation_finished()
         self.propagation_finished.emit(frames, cancelled)
 
     # ================================================================== confidence
-    def _update_confidence(self, *_args) -> None:
-        self.navigator.update()
-
     def show_frame(self, frame: int) -> None:
         """Move the viewer to ``frame`` of the active session's sequence."""
         self.navigator.show_frame(frame)
@@ -426,21 +303,30 @@ class IPNetWidget(QWidget):
             self.scribbles.clear_strokes(None)
 
 
-#: the panels' controls and methods, as the widget's own attributes (``w.axis_combo``, ``w.set_axis``)
-_PANEL_NAMES = {
-    "image_combo", "axis_combo", "channel_combo", "output_combo", "ending_check", "sequence_label",
-    "set_image_layer", "set_axis", "set_channel", "set_output_layer", "ensure_output", "output_name",
-    "axis_may_end_default", "_on_image_changed",
-}
-_MODEL_NAMES = {"model_combo", "device_combo", "load_btn", "model_status"}
-_RUN_NAMES = {"propagate_btn", "cancel_btn", "undo_btn", "next_btn", "progress_label", "status_label", "_pbar"}
-_SESSION_NAMES = {"save_btn", "open_btn", "save_session", "open_session", "autosave_label"}
-for _name in sorted(_PANEL_NAMES):
-    setattr(IPNetWidget, _name, property(lambda self, n=_name: getattr(self.sequence_panel, n)))
-for _name in sorted(_MODEL_NAMES):
-    setattr(IPNetWidget, _name, property(lambda self, n=_name: getattr(self.model_panel, n)))
-for _name in sorted(_RUN_NAMES):
-    setattr(IPNetWidget, _name, property(lambda self, n=_name: getattr(self.run_panel, n)))
-for _name in sorted(_SESSION_NAMES):
-    setattr(IPNetWidget, _name, property(lambda self, n=_name: getattr(self.session_panel, n)))
-
+#: the panels' controls, properties and methods, and the controller's methods the widget
+#: offers as they are, as the widget's own attributes (``w.axis_combo``, ``w.axis``,
+#: ``w.set_axis``, ``w.propagate``): the widget's attribute holding the panel, its class
+#: (for the docstrings) and the names
+_FORWARDED = [
+    ("sequence_panel", SequencePanel, {
+        "image_combo", "axis_combo", "channel_combo", "output_combo", "ending_check", "sequence_label",
+        "image_layer", "axis", "channel", "output_layer", "objects_may_end",
+        "set_image_layer", "set_axis", "set_channel", "set_output_layer", "ensure_output", "output_name",
+        "axis_may_end_default", "_on_image_changed",
+    }),
+    ("scribbles", ScribbleLayers, {"scribble_layer", "clicks_layer", "brush_layer", "activate_scribbles"}),
+    ("scribble_panel", ScribblePanel, {"freehand_btn", "brush_btn", "clicks_btn", "negative_check"}),
+    ("objects_panel", ObjectsPanel, {"object_list", "confidence_strip", "add_btn", "reset_btn", "reset_all_btn"}),
+    ("run_panel", RunPanel, {
+        "propagate_btn", "cancel_btn", "undo_btn", "next_btn", "progress_label", "status_label", "_pbar",
+    }),
+    ("session_panel", SessionPanel, {"save_btn", "open_btn", "save_session", "open_session", "autosave_label"}),
+    ("model_panel", ModelPanel, {"model_combo", "device_combo", "load_btn", "model_status", "load_model"}),
+    ("controller", AnnotationController, {
+        "add_object", "rename_object", "set_model", "is_idle", "propagate", "cancel",
+    }),
+]
+for _panel, _cls, _names in _FORWARDED:
+    for _name in sorted(_names):
+        setattr(IPNetWidget, _name, property(lambda self, p=_panel, n=_name: getattr(getattr(self, p), n),
+                                             doc=getattr(getattr(_cls, _name, None), "__doc__", None)))
