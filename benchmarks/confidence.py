@@ -51,9 +51,15 @@ class RecordingSession(Session):
         self._last_run = (jobs, results)  # the network's raw answers, read below
         return results
 
+    def _memory_readout(self, mem, f, feature, box, neighbour, k, settings):
+        crop, weight = super()._memory_readout(mem, f, feature, box, neighbour, k, settings)
+        self._memory_out[k] = crop  # the memory's answer, over the same crop as the network's
+        return crop, weight
+
     def _propagate_objects(self, net, f, neighbour, weights, fused, bias=None, memories=None, memory=None):
         h, w = self.frames.height, self.frames.width
         ids = list(weights)
+        self._memory_out = {}
         out = super()._propagate_objects(net, f, neighbour, weights, fused, bias, memories, memory)
         jobs, results = self._last_run  # the engine's own inputs, boxes and raw answers
         boxes = [box.clip_int(h, w) for _, box in jobs]
@@ -73,6 +79,13 @@ class RecordingSession(Session):
             nb_full[y0:y1, x0:x1] = nb
             nbc = nb_full[cy:cy + crop.shape[0], cx:cx + crop.shape[1]]
             fg_cal = cal >= 0.5
+            pm = self._memory_out.get(k)
+            if pm is not None:
+                a, m = cal >= 0.5, pm >= 0.5
+                union = np.count_nonzero(a | m)
+                s["memory_agreement"] = np.count_nonzero(a & m) / union if union else 1.0
+            else:
+                s["memory_agreement"] = 1.0
             s["raw_margin"] = float(np.mean(np.abs(2 * crop[(crop > 0.1) | nbc] - 1))) if ((crop > 0.1) | nbc).any() else 0.0
             s["raw_support"] = float(crop[nbc].mean()) if nbc.any() else 0.0
             s["raw_fg"] = float(crop[fg_cal].mean()) if fg_cal.any() else 0.0
@@ -223,6 +236,7 @@ FACTORS = {
     "fragments": lambda s: 1.0 - s["frag"],
     "contention": lambda s: 1.0 - s["contention"],
     "distance": lambda s: 1.0 / (1.0 + s["dist"]),
+    "memory agreement": lambda s: s.get("memory_agreement", 1.0),
 }
 
 
@@ -348,13 +362,14 @@ def print_table(folder):
     print("| signal (per object; a frame's: the mean over objects unless said) | " + " | ".join(data) + " |")
     print("|---" * (len(data) + 1) + "|")
     single = ["crisp", "raw margin", "raw support", "raw fg prob", "area change", "IoU with neighbour",
-              "centroid shift", "fragments", "prev-round IoU", "contention", "distance"]
+              "centroid shift", "fragments", "prev-round IoU", "contention", "distance", "memory agreement"]
     for n in single:
         row(n, [table(d, {n: FACTORS[n]}, "mean")[n][1] for d in data.values()])
     for names in [("raw margin", "area change"), ("crisp", "area change"), ("raw margin", "area change", "fragments"),
                   ("raw margin", "area change", "prev-round IoU"), ("raw margin", "area change", "IoU with neighbour"),
                   ("raw margin", "area change", "centroid shift"), ("raw margin", "area change", "contention"),
-                  ("crisp", "area change", "prev-round IoU")]:
+                  ("crisp", "area change", "prev-round IoU"), ("raw margin", "area change", "memory agreement"),
+                  ("raw margin", "memory agreement")]:
         fn = combo(*names)
         row(" x ".join(names), [table(d, {"x": fn}, "mean")["x"][1] for d in data.values()])
     fn = combo("crisp", "area change", "prev-round IoU")

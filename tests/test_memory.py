@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from napari_ipnet.memory import MemoryFrame, MemorySettings, ObjectMemory, fuse, label_cells, readout
+from napari_ipnet.memory import MemoryFrame, MemorySettings, ObjectMemory, fuse, label_cells, object_weight, readout
 from napari_ipnet.session import Session
 
 
@@ -163,3 +163,14 @@ def test_encoders_stop_at_r4_with_the_same_features(encoder):
     assert short[0] is None and full[0] is not None
     for a, b in zip(full[1:], short[1:]):
         assert torch.equal(a, b)
+
+
+def test_small_objects_get_less_of_the_memory():
+    big = MemoryFrame(torch.zeros(3, 4, 4), torch.ones(4, 4))  # 16 cells
+    small = MemoryFrame(torch.zeros(3, 4, 4), torch.zeros(4, 4))
+    small.label[0, :2] = 1.0  # 2 cells
+    settings = MemorySettings(weight=0.5, min_cells=8.0)
+    assert object_weight([big], settings) == 0.5
+    assert object_weight([small], settings) == pytest.approx(0.5 * 2 / 8)
+    assert object_weight([big, small], settings) == 0.5  # mean area 9 cells
+    assert object_weight([small], MemorySettings(weight=0.5, min_cells=0.0)) == 0.5

@@ -46,6 +46,11 @@ class MemorySettings:
         side in pixels of the region of interest the features are computed on (the
         network's ROI is resampled to it): 128 costs less than half of the 192 px
         ROI and reads nearly as well (see the model card).
+    min_cells:
+        an object that covers fewer feature cells than this (its mean area over the
+        memory frames; a cell is ``roi_size / feature_size * 8`` ROI pixels across)
+        gets a proportionally smaller ``weight``: the readout is as coarse as the cells,
+        and a small object's boundary is finer than that. 0: the full weight always.
     """
 
     weight: float = 0.5
@@ -53,6 +58,7 @@ class MemorySettings:
     temperature: float = 0.05
     previous_frame: bool = True
     feature_size: int = 128
+    min_cells: float = 16.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.weight <= 1.0:
@@ -123,6 +129,14 @@ def readout(query: torch.Tensor, memory: list[MemoryFrame], settings: MemorySett
     top, index = similarity.topk(k, dim=1)
     weights = torch.softmax(top / settings.temperature, dim=1)
     return (weights * labels[index]).sum(dim=1).reshape(h, w)
+
+
+def object_weight(memory: list[MemoryFrame], settings: MemorySettings) -> float:
+    """The memory's weight for an object read from ``memory`` (see ``min_cells``)."""
+    if settings.min_cells <= 0:
+        return settings.weight
+    cells = float(np.mean([float(m.label.sum()) for m in memory]))
+    return settings.weight * min(1.0, cells / settings.min_cells)
 
 
 def fuse(network: np.ndarray, memory: np.ndarray, weight: float) -> np.ndarray:

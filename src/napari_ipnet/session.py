@@ -28,7 +28,7 @@ from scipy import ndimage
 
 from .calibration import apply_logit_bias, fit_logit_bias
 from .frames import FrameSource
-from .memory import MemoryFrame, MemorySettings, ObjectMemory, fuse, label_cells, readout
+from .memory import MemoryFrame, MemorySettings, ObjectMemory, fuse, label_cells, object_weight, readout
 from .model.interface import SegmentationModel
 from .model.roi import Bounds, Box, map_bounds, object_box_from_bounds, union_bounds, warp_in, warp_out
 from .refine import RefineSettings, refine_probability
@@ -878,7 +878,8 @@ class Session:
         for j, (k, (maps, box), ((cy, cx), raw, _)) in enumerate(zip(ids, jobs, self._run(net, f, jobs, extra, rgb))):
             crop = apply_logit_bias(raw, (bias or {}).get(k, 0.0))
             if read and k in memories:
-                crop = fuse(crop, self._memory_readout(memories[k], f, features[j], box, neighbour, k, memory), memory.weight)
+                read_crop, weight = self._memory_readout(memories[k], f, features[j], box, neighbour, k, memory)
+                crop = fuse(crop, read_crop, weight)
             out[k] = self._blend(k, f, cy, cx, crop, weights[k])
             # the box covers all of k's neighbour pixels, so its map counts them all; the
             # network's answer before the offset says how sure it was (mask_confidence)
@@ -893,10 +894,11 @@ class Session:
     def _memory_readout(
         self, mem: ObjectMemory, f: int, feature: torch.Tensor, box: Box, neighbour: np.ndarray, k: int,
         settings: MemorySettings,
-    ) -> np.ndarray:
+    ) -> tuple[np.ndarray, float]:
         """Object ``k``'s probability on frame ``f`` read from its memory, over ``box``'s
-        crop of the frame (as :meth:`_run` gives the network's); the frame's features
-        then become the memory's last frame."""
+        crop of the frame (as :meth:`_run` gives the network's), and the weight it gets
+        (:func:`~napari_ipnet.memory.object_weight`); the frame's features then become
+        the memory's last frame."""
         cells = feature.shape[-1]
         frames = list(mem.annotated)
         if settings.previous_frame and mem.last_frame is not None and abs(f - mem.last_frame) == 1:
@@ -908,7 +910,7 @@ class Session:
             prob = readout(feature, frames, settings)[None, None]
             prob = torch.nn.functional.interpolate(prob, size=(size, size), mode="bilinear", align_corners=True)
             _, crop = warp_out(prob, box, self.frames.height, self.frames.width)
-        return crop[0, 0].cpu().numpy()
+        return crop[0, 0].cpu().numpy(), object_weight(frames, settings)
 
     def _blend(self, k: int, f: int, cy: int, cx: int, crop: np.ndarray, w: float):
         """Blend a new crop into object ``k``'s previous-round mask on frame ``f`` with weight ``w``."""
