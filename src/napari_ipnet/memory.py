@@ -123,7 +123,7 @@ def readout(query: torch.Tensor, memory: list[MemoryFrame], settings: MemorySett
     c, h, w = query.shape
     q = query.reshape(c, -1).T.float()  # (N, C)
     keys = torch.cat([m.feature.reshape(c, -1) for m in memory], dim=1).float()  # (C, M)
-    labels = torch.cat([m.label.reshape(-1) for m in memory]).float()  # (M,)
+    labels = torch.cat([m.label.reshape(-1).to(query.device) for m in memory]).float()  # (M,)
     similarity = q @ keys
     k = min(settings.top_k, similarity.shape[1])
     top, index = similarity.topk(k, dim=1)

@@ -234,6 +234,18 @@ def blend_weight(f: int, t: int, end: int | None) -> float:
     return max(0.0, 1.0 - abs(f - t) / abs(end - t))
 
 
+def _settings(name: str, value, default, kind):
+    """A Session argument that takes settings: None -> ``default``, True -> ``kind()``,
+    False -> None (off), or an instance of ``kind``."""
+    if value is None:
+        value = default
+    elif value is True:
+        value = kind()
+    if not (value is False or value is None or isinstance(value, kind)):
+        raise TypeError(f"{name} must be True, False, None or a {kind.__name__}, got {value!r}")
+    return value or None
+
+
 class Session:
     """Interactive multi-object segmentation of one sequence.
 
@@ -295,22 +307,10 @@ class Session:
         self.frames = frames if isinstance(frames, FrameSource) else FrameSource(frames)
         self.model = model.eval()
         self.objects_may_end = bool(objects_may_end)
-        if refine is None:
-            refine = self.default_refine
-        elif refine is True:
-            refine = RefineSettings()
-        if not (refine is False or refine is None or isinstance(refine, RefineSettings)):
-            raise TypeError(f"refine must be True, False, None or a RefineSettings, got {refine!r}")
-        self.refine: RefineSettings | None = refine or None
+        self.refine: RefineSettings | None = _settings("refine", refine, self.default_refine, RefineSettings)
         if calibrate is not None:
             self.calibrate_propagation = bool(calibrate)
-        if memory is None:
-            memory = self.default_memory
-        elif memory is True:
-            memory = MemorySettings()
-        if not (memory is False or memory is None or isinstance(memory, MemorySettings)):
-            raise TypeError(f"memory must be True, False, None or a MemorySettings, got {memory!r}")
-        self.memory: MemorySettings | None = memory or None
+        self.memory: MemorySettings | None = _settings("memory", memory, self.default_memory, MemorySettings)
         self._objects: dict[int, _ObjectState] = {}
         self._round_frame: int | None = None  # frame interacted on in the open round
         self._round_objects: list[int] = []
