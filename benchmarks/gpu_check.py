@@ -179,7 +179,9 @@ def gpu_memory(device: str, encoders, n_frames: int, size: int, lines: list) -> 
                 torch.cuda.reset_peak_memory_stats()
                 weights = torch.cuda.memory_allocated()
             rss0 = membench.rss_bytes()
-            s = Session(frames, model)
+            options = speedbench.session_options(enc)
+            s = Session(frames, model, refine=options["refine"], calibrate=options["calibrate"],
+                        memory=None if options["memory"] else False)
             t0 = time.perf_counter()
             s.interact(n_frames // 2, pos, None, 1)
             n = sum(1 for _ in s.propagate())

@@ -95,6 +95,13 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def session_options(encoder: str) -> dict:
+    """The Session settings of a variant of :data:`ENCODERS` (the default's unless its name
+    turns one off)."""
+    return {"refine": encoder != "default-unrefined", "calibrate": encoder != "default-uncalibrated",
+            "memory": encoder != "default-no-memory"}
+
+
 def measure_once(model, size: tuple[int, int], device: str, n_frames: int, seed: int, refine: bool = True,
                  calibrate: bool = True, memory: bool = True) -> tuple:
     """One repeat: (interaction wall, interaction CPU, [propagation wall], [propagation CPU]) in ms."""
@@ -129,9 +136,7 @@ def run(devices: list[tuple[str, bool]], repeats: int, n_frames: int, sizes=SIZE
         for rep in range(repeats + 1):
             for (enc, sz), acc in samples.items():
                 i, ic, p, pc = measure_once(models[enc], sizes[sz], device, n_frames, seed=rep,
-                                            refine=enc != "default-unrefined",
-                                            calibrate=enc != "default-uncalibrated",
-                                            memory=enc != "default-no-memory")
+                                            **session_options(enc))
                 if rep > 0:
                     acc[0].append(i)
                     acc[1].append(ic)
