@@ -176,28 +176,25 @@ def table(rows: list[dict]) -> str:
     lines.append("")
     lines.append("ratios (same run):")
     by = {(r["device"], r["encoder"], r["size"]): r for r in rows}
-    for (device, enc, size), r in by.items():
-        if enc == "default" and (device, "default-unrefined", size) in by:
-            base = by[(device, "default-unrefined", size)]
+    def against(variant):
+        """(device, size, default's row, the variant's row) where both were measured."""
+        for (device, enc, size), r in by.items():
+            if enc == "default" and (device, variant, size) in by:
+                yield device, size, r, by[(device, variant, size)]
+
+    for device, size, r, base in against("default-unrefined"):
+        lines.append(
+            f"  scribble refinement       {device:<10} {size:<10} interaction x{r['interaction_ms'] / base['interaction_ms']:.2f} "
+            f"(+{r['interaction_ms'] - base['interaction_ms']:.0f} ms)   propagation x{r['propagation_ms'] / base['propagation_ms']:.2f}"
+        )
+    for variant, name, extra in (("default-uncalibrated", "propagation calibration", False),
+                                 ("default-no-memory", "memory readout", True)):
+        for device, size, r, base in against(variant):
             lines.append(
-                f"  scribble refinement       {device:<10} {size:<10} interaction x{r['interaction_ms'] / base['interaction_ms']:.2f} "
-                f"(+{r['interaction_ms'] - base['interaction_ms']:.0f} ms)   propagation x{r['propagation_ms'] / base['propagation_ms']:.2f}"
-            )
-    for (device, enc, size), r in by.items():
-        if enc == "default" and (device, "default-uncalibrated", size) in by:
-            base = by[(device, "default-uncalibrated", size)]
-            lines.append(
-                f"  propagation calibration   {device:<10} {size:<10} first propagated frame "
+                f"  {name:<25} {device:<10} {size:<10} first propagated frame "
                 f"{r['first_frame_ms']:.0f} vs {base['first_frame_ms']:.0f} ms, later frames "
                 f"x{r['propagation_ms'] / base['propagation_ms']:.2f}"
-            )
-    for (device, enc, size), r in by.items():
-        if enc == "default" and (device, "default-no-memory", size) in by:
-            base = by[(device, "default-no-memory", size)]
-            lines.append(
-                f"  memory readout            {device:<10} {size:<10} first propagated frame "
-                f"{r['first_frame_ms']:.0f} vs {base['first_frame_ms']:.0f} ms, later frames "
-                f"x{r['propagation_ms'] / base['propagation_ms']:.2f} (+{r['propagation_ms'] - base['propagation_ms']:.0f} ms)"
+                + (f" (+{r['propagation_ms'] - base['propagation_ms']:.0f} ms)" if extra else "")
             )
     for base_name in ("efficientnet_lite0", "default"):
         for (device, enc, size), r in by.items():
