@@ -106,3 +106,45 @@ def test_model_config_round_trip():
     assert cfg.encoder == "resnet50" and cfg.decoder_channels == 256 and cfg.decoder_mid_channels == 1024
     assert ModelConfig(**cfg.to_dict()) == cfg
     assert ModelConfig().encoder == "efficientnet_lite0"
+
+
+def _randomise_batchnorms(net: torch.nn.Module, seed: int) -> None:
+    """Give every BatchNorm statistics and an affine map far from the identity."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, FrozenBatchNorm2d):
+                n = m.num_features
+                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(n, generator=g))
+                m.running_mean.copy_(torch.randn(n, generator=g))
+                m.running_var.copy_(torch.rand(n, generator=g) + 0.1)
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_inference_folds_batchnorm_into_the_convolutions(layout):
+    """Without autograd the encoder runs with its BatchNorms folded into the
+    convolutions: the same features as the autograd path, in either memory layout,
+    and made again after the weights change."""
+    net = build_model().propagation.to(memory_format=layout)
+    _randomise_batchnorms(net, 0)
+    g = torch.Generator().manual_seed(1)
+    x = [torch.rand(2, 3, 64, 64, generator=g), torch.rand(2, 1, 64, 64, generator=g),
+         torch.rand(2, 1, 64, 64, generator=g)]
+
+    def both():
+        with torch.enable_grad():
+            slow = [t.detach() for t in net.Encoder(*x)]
+        with torch.inference_mode():
+            fast = net.Encoder(*x)
+        return slow, fast
+
+    slow, fast = both()
+    for a, b in zip(slow, fast):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-4)
+    # new weights (as load_state_dict copies them in): the folded weights follow
+    _randomise_batchnorms(net, 2)
+    slow2, fast2 = both()
+    assert not torch.allclose(slow[0], slow2[0], atol=1e-3)
+    for a, b in zip(slow2, fast2):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-4)

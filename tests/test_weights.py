@@ -372,3 +372,20 @@ def test_model_with_an_ending_network_round_trip_and_add(tmp_path, lite_model):
     with pytest.raises(WeightsError, match="another architecture"):
         add_ending_network(base, other, tmp_path / "bad.safetensors")
     assert not (tmp_path / "bad.safetensors").exists()
+
+
+def test_cpu_model_is_channels_last_and_saves_contiguous(tmp_path):
+    """load_model puts the CPU model's convolutions in channels-last layout (faster
+    there); a checkpoint written from it loads back to the same weights."""
+    import torch
+
+    from napari_ipnet.model.networks import build_model
+    from napari_ipnet.weights import load_model, save_checkpoint
+
+    path = save_checkpoint(build_model(), tmp_path / "m.safetensors", half=False)
+    model = load_model(path, device="cpu")
+    conv = model.propagation.Encoder._conv_stem.weight
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    again = load_model(save_checkpoint(model, tmp_path / "again.safetensors", half=False), device="cpu")
+    for (k, a), (_, b) in zip(model.state_dict().items(), again.state_dict().items()):
+        assert torch.equal(a, b), k

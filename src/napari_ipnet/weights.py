@@ -331,6 +331,10 @@ def load_model(
     else:
         raise ValueError(f"unknown model {key!r}: use 'default', 'ipnet-paper' or a checkpoint path")
     model = model.to(dev).eval()
+    if dev.type in ("cpu", "cuda"):
+        # the convolutions run faster on channels-last tensors there (benchmarks/speed.py);
+        # checkpoints are written contiguous whatever the layout (save_checkpoint)
+        model = model.to(memory_format=torch.channels_last)
     model.use_autocast = (dev.type == "cuda") if half is None else bool(half)
     for p in model.parameters():
         p.requires_grad_(False)

@@ -141,10 +141,29 @@ class MBConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = x
         if self.has_expand:
-            y = F.relu6(self._bn0(self._expand_conv(y)))
-        y = F.relu6(self._bn1(self._depthwise_conv(y)))
-        y = self._bn2(self._project_conv(y))
+            y = F.relu6(self._conv_bn(y, self._expand_conv, self._bn0))
+        y = F.relu6(self._conv_bn(y, self._depthwise_conv, self._bn1))
+        y = self._conv_bn(y, self._project_conv, self._bn2)
         return x + y if self.residual else y
+
+    def _conv_bn(self, x: torch.Tensor, conv: nn.Conv2d, bn: FrozenBatchNorm2d) -> torch.Tensor:
+        """``bn(conv(x))``; without autograd, as one convolution with the BatchNorm folded in.
+
+        The folded weights are cached per (conv, bn) and made again whenever a tensor of
+        either changes (loading weights, moving device), so parameters and checkpoints
+        keep the ImageNet layout and training is unaffected.
+        """
+        if torch.is_grad_enabled():
+            return bn(conv(x))
+        key = tuple((t.data_ptr(), t._version, t.dtype) for t in (conv.weight, bn.weight, bn.bias,
+                                                                   bn.running_mean, bn.running_var))
+        cache = self.__dict__.setdefault("_folded", {})
+        entry = cache.get(id(conv))
+        if entry is None or entry[0] != key:
+            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            weight = (conv.weight * scale.view(-1, 1, 1, 1)).contiguous(memory_format=torch.channels_last)
+            entry = cache[id(conv)] = (key, weight, bn.bias - bn.running_mean * scale)
+        return F.conv2d(x, entry[1], entry[2], conv.stride, conv.padding, conv.dilation, conv.groups)
 
 
 # (expand, kernel, stride, out_channels, repeats) of EfficientNet-Lite0
