@@ -9,7 +9,10 @@ interleaved repeat by repeat; medians over repeats after one warm-up. The bundle
 model's architecture is used (the cost does not depend on the weights' values).
 
     python benchmarks/many_objects.py [--threads 2] [--objects 1,5,20,50] [--size 1024]
-                                      [--frames 3] [--repeats 3] [--device cpu|cuda]
+                                      [--frames 3] [--repeats 3] [--device cpu|cuda] [--unfused]
+
+``--unfused`` adds a third configuration: batched, with the model as it ran before the
+inference layout (contiguous tensors, BatchNorm not folded into the convolutions).
 
 Prints a table and the ratios to one object; this is a script, not a test.
 """
@@ -17,6 +20,7 @@ Prints a table and the ratios to one object; this is a script, not a test.
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import sys
 import time
@@ -45,8 +49,18 @@ def blob_field(n_objects: int, size: int, n_frames: int, seed: int = 0):
     return frames, dots
 
 
-def run_once(model, frames, dots, batch_size: int) -> tuple[float, float]:
+def run_once(model, frames, dots, batch_size: int, fold_batchnorm: bool = True) -> tuple[float, float]:
     """Seconds of the interaction (all objects) and median seconds per propagated frame."""
+    from napari_ipnet.model.backbones import MBConv
+
+    MBConv.fold_batchnorm = fold_batchnorm
+    try:
+        return _run_once(model, frames, dots, batch_size)
+    finally:
+        MBConv.fold_batchnorm = True
+
+
+def _run_once(model, frames, dots, batch_size: int) -> tuple[float, float]:
     from napari_ipnet import Session
 
     session = Session(frames, model)
@@ -71,6 +85,8 @@ def main(argv=None) -> int:
     parser.add_argument("--frames", type=int, default=3, help="frames: 1 interacted + N-1 propagated")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats after one warm-up")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | mps (default cpu)")
+    parser.add_argument("--unfused", action="store_true",
+                        help="also run batched with contiguous tensors and BatchNorm unfolded (the layout before)")
     args = parser.parse_args(argv)
 
     import torch
@@ -87,11 +103,15 @@ def main(argv=None) -> int:
     counts = [int(v) for v in args.objects.split(",") if v.strip()]
     data = {n: blob_field(n, args.size, args.frames) for n in counts}
     modes = {"batched": 8, "one by one": 1}
+    models = {"batched": model, "one by one": model}
+    if args.unfused:
+        modes["unfused"] = 8
+        models["unfused"] = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
     times: dict[tuple[int, str], list[tuple[float, float]]] = {}
     for rep in range(args.repeats + 1):
         for n in counts:
             for mode, bs in modes.items():
-                result = run_once(model, *data[n], bs)
+                result = run_once(models[mode], *data[n], bs, fold_batchnorm=mode != "unfused")
                 if rep > 0:  # the first repeat warms up
                     times.setdefault((n, mode), []).append(result)
     print(f"napari-ipnet many objects: {args.size}x{args.size} frames, device {args.device}, "
@@ -113,6 +133,11 @@ def main(argv=None) -> int:
             o = med[(n, "one by one")][1] / med[(1, "one by one")][1]
             print(f"  {n:>3} objects: batched {b:.1f}x, one by one {o:.1f}x "
                   f"(batched / one by one at {n}: {med[(n, 'batched')][1] / med[(n, 'one by one')][1]:.2f})")
+    if args.unfused:
+        print("inference layout (channels-last, BatchNorm folded) / before, same run, propagation per frame:")
+        for n in counts:
+            print(f"  {n:>3} objects: x{med[(n, 'batched')][1] / med[(n, 'unfused')][1]:.2f} "
+                  f"(interaction x{med[(n, 'batched')][0] / med[(n, 'unfused')][0]:.2f})")
     return 0
 
 

@@ -27,14 +27,16 @@ import numpy as np
 SIZES = {"480p": (480, 854), "1024x1024": (1024, 1024)}
 #: "default" is the bundled trained model (EfficientNet-Lite0 at the ROI size it was
 #: trained at); the other two are random-weight architectures at the paper's 256 px ROI
-ENCODERS = ("default", "default-unrefined", "default-uncalibrated", "default-no-memory", "efficientnet_lite0",
-            "resnet50")
+ENCODERS = ("default", "default-unrefined", "default-uncalibrated", "default-no-memory", "default-unfused",
+            "efficientnet_lite0", "resnet50")
 #: "default-unrefined": the bundled model with the scribble refinement off
 #: (``Session(refine=False)``), to measure what the refinement costs per interaction;
 #: "default-uncalibrated": with the propagation's calibration off
 #: (``Session(calibrate=False)``): the calibration's extra network pass falls in the
 #: first propagated frame, reported on its own; "default-no-memory": without the
-#: memory readout (``Session(memory=False)``), to measure what it costs per frame
+#: memory readout (``Session(memory=False)``), to measure what it costs per frame;
+#: "default-unfused": the bundled model as it ran before the inference layout (contiguous
+#: tensors, BatchNorm not folded into the convolutions), to measure what that saves
 
 
 def cpu_name() -> str:
@@ -65,6 +67,8 @@ def make_model(encoder: str, device: str, half: bool = False, seed: int = 0):
         from napari_ipnet.weights import load_model
 
         model = load_model("default", device=device, half=half)
+        if encoder == "default-unfused":
+            model = model.to(memory_format=torch.contiguous_format)
         return model
     config = ModelConfig() if encoder == "efficientnet_lite0" else ModelConfig.paper()
     model = build_model(config).to(device).eval()
@@ -99,12 +103,22 @@ def session_options(encoder: str) -> dict:
     """The Session settings of a variant of :data:`ENCODERS` (the default's unless its name
     turns one off)."""
     return {"refine": encoder != "default-unrefined", "calibrate": encoder != "default-uncalibrated",
-            "memory": encoder != "default-no-memory"}
+            "memory": encoder != "default-no-memory", "fold_batchnorm": encoder != "default-unfused"}
 
 
 def measure_once(model, size: tuple[int, int], device: str, n_frames: int, seed: int, refine: bool = True,
-                 calibrate: bool = True, memory: bool = True) -> tuple:
+                 calibrate: bool = True, memory: bool = True, fold_batchnorm: bool = True) -> tuple:
     """One repeat: (interaction wall, interaction CPU, [propagation wall], [propagation CPU]) in ms."""
+    from napari_ipnet.model.backbones import MBConv
+
+    MBConv.fold_batchnorm = fold_batchnorm
+    try:
+        return _measure_once(model, size, device, n_frames, seed, refine, calibrate, memory)
+    finally:
+        MBConv.fold_batchnorm = True
+
+
+def _measure_once(model, size, device, n_frames, seed, refine, calibrate, memory) -> tuple:
     from napari_ipnet.session import Session
 
     h, w = size
@@ -187,6 +201,11 @@ def table(rows: list[dict]) -> str:
             f"  scribble refinement       {device:<10} {size:<10} interaction x{r['interaction_ms'] / base['interaction_ms']:.2f} "
             f"(+{r['interaction_ms'] - base['interaction_ms']:.0f} ms)   propagation x{r['propagation_ms'] / base['propagation_ms']:.2f}"
         )
+    for device, size, r, base in against("default-unfused"):
+        lines.append(
+            f"  inference layout          {device:<10} {size:<10} interaction x{r['interaction_ms'] / base['interaction_ms']:.2f}   "
+            f"propagation x{r['propagation_ms'] / base['propagation_ms']:.2f} (channels-last, BatchNorm folded / before)"
+        )
     for variant, name, extra in (("default-uncalibrated", "propagation calibration", False),
                                  ("default-no-memory", "memory readout", True)):
         for device, size, r, base in against(variant):
@@ -233,7 +252,7 @@ def main(argv=None) -> int:
           f"(interop {torch.get_num_interop_threads()})")
     why = "disabled" if args.no_cuda else "absent"
     print(f"CUDA: {torch.cuda.get_device_name(0) if cuda else f'not used ({why})'}")
-    print(f"random weights; ROI {256}x{256}; {args.repeats} repeats x ({args.frames - 1} propagated frames) "
+    print(f"default*: the bundled weights; efficientnet_lite0, resnet50: random weights; {args.repeats} repeats x ({args.frames - 1} propagated frames) "
           f"after 1 warm-up; medians; {load_text()} at start")
     t0 = time.perf_counter()
     rows = run(devices, args.repeats, args.frames, sizes, encoders)

@@ -123,6 +123,10 @@ class ResNet50Encoder(_ExtraInputs):
 class MBConv(nn.Module):
     """Inverted residual block of EfficientNet-Lite (ReLU6, no squeeze-excitation)."""
 
+    #: without autograd, run each convolution with its BatchNorm folded in (see
+    #: :meth:`_conv_bn`); off only to measure what the folding saves (benchmarks/speed.py)
+    fold_batchnorm: bool = True
+
     def __init__(self, in_channels: int, out_channels: int, expand: int, kernel: int, stride: int):
         super().__init__()
         hidden = in_channels * expand
@@ -153,7 +157,7 @@ class MBConv(nn.Module):
         either changes (loading weights, moving device), so parameters and checkpoints
         keep the ImageNet layout and training is unaffected.
         """
-        if torch.is_grad_enabled():
+        if torch.is_grad_enabled() or not self.fold_batchnorm:
             return bn(conv(x))
         key = tuple((t.data_ptr(), t._version, t.dtype) for t in (conv.weight, bn.weight, bn.bias,
                                                                    bn.running_mean, bn.running_var))
