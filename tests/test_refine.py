@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_ipnet.refine import RefineSettings, refine_probability
+from napari_ipnet.refine import RefineSettings, refine_probability, stroke_core
 
 
 def _two_regions(h=60, w=80):
@@ -81,3 +81,40 @@ def test_session_refines_the_interaction_with_the_strokes(stub_model):
     assert (refined[35:, :] < 0.5).all() and (refined[:, :16] < 0.5).all()
     with pytest.raises(TypeError, match="refine must be"):
         Session(frames, model, refine="yes")
+
+
+def test_stroke_core_drops_the_rim_and_keeps_the_centre_line():
+    m = np.zeros((40, 40), bool)
+    m[9:12, 5:30] = True  # a 3-px wide stroke (a path drawn with radius 1)
+    core = stroke_core(m)
+    assert core[10, 6:29].all() and core[9].sum() + core[11].sum() <= 4  # the skeleton's end spurs at most
+    thin = np.zeros((40, 40), bool)
+    thin[20, 5:30] = True  # one pixel wide: all of it is its core
+    assert (stroke_core(thin) == thin).all()
+    blob = np.zeros((40, 40), bool)
+    blob[5:35, 5:35] = True  # a painted area keeps all but its outer ring
+    assert stroke_core(blob).sum() >= 28 * 28 and not stroke_core(blob)[5, 5]
+    assert stroke_core(None) is None
+
+
+def test_a_negative_stroke_whose_rim_lies_on_a_thin_part_does_not_cut_it():
+    """A background stroke drawn along a thin part of the object (a leg) covers its
+    edge with the stroke's rim: the part survives; with every stroke pixel a hard
+    constraint (the behaviour before ``negative_core``), it was cut."""
+    h, w = 60, 60
+    img = np.full((h, w), 0.2, np.float32)
+    img[10:50, 28:31] = 0.8  # a 3-px wide bright leg
+    img += np.random.default_rng(0).normal(0, 0.02, img.shape).astype(np.float32)
+    prior = np.full((h, w), 0.05, np.float32)
+    prior[10:50, 27:31] = 0.9  # the network's mask, one column too wide on the left
+    neg = np.zeros((h, w), bool)
+    neg[15:45, 26:29] = True  # centre line on the false column 27, rim on columns 26 and 28
+    pos = np.zeros((h, w), bool)
+    pos[12:48, 30] = True
+    core = refine_probability(img, prior, pos, neg)
+    every_pixel = refine_probability(img, prior, pos, neg, RefineSettings(negative_core=False))
+    leg = np.zeros((h, w), bool)
+    leg[15:45, 28] = True
+    assert (core[leg] > 0.5).mean() > 0.9
+    assert (every_pixel[leg] > 0.5).mean() < 0.1
+    assert (core[15:45, 27] < 0.5).mean() > 0.9  # the false column is still removed

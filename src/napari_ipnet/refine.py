@@ -6,13 +6,14 @@ using prior models", CVPR 2005), solved on the object's region of interest:
     x = argmin  sum_ij w_ij (x_i - x_j)^2  +  sum_i lam_i (x_i - q_i)^2
 
 over the 4-connected pixel grid, with ``x = 1`` under positive strokes and ``x = 0``
-under negative strokes (hard constraints). ``q`` is the network's probability,
+under negative strokes (hard constraints; a negative stroke's at its core, since its
+rim may lie on a thin part of the object). ``q`` is the network's probability,
 ``w_ij = exp(-beta * |I_i - I_j|^2 / mean |I_i - I_j|^2)`` follows image edges, and
 the prior's weight ``lam`` is lowered near this round's strokes so that a stroke
 spreads over the region it lies in even where the network disagrees, while far from
 the strokes the network's answer holds.
 
-No training, no Qt: NumPy and SciPy only. Cost: one sparse solve on at most
+No training, no Qt: NumPy, SciPy and scikit-image only. Cost: one sparse solve on at most
 ``max_side`` x ``max_side`` pixels.
 """
 
@@ -36,12 +37,17 @@ class RefineSettings:
         value at distance ``d`` from the nearest stroke).
     max_side: the solve runs on a grid of at most this side (the region is
         resampled), then the result is resampled back.
+    negative_core: the hard background constraints are each negative stroke's core
+        (:func:`stroke_core`), not its rim, which may lie on a thin part of the object;
+        off: every stroke pixel. Positive strokes constrain every pixel (their core
+        only was measured and lost: CHO along z, J after 3 rounds 0.883 -> 0.857).
     """
 
     beta: float = 8.0
     prior_weight: float = 0.1
     stroke_radius: float = 0.08
     max_side: int = 160
+    negative_core: bool = True
 
 
 def _edge_weights(img: np.ndarray, beta: float) -> tuple[np.ndarray, np.ndarray]:
@@ -80,6 +86,23 @@ def _shrink_mask(m: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return out
 
 
+def stroke_core(m: np.ndarray | None) -> np.ndarray | None:
+    """The strokes of ``m`` without their outer ring of pixels, never less than their
+    centre lines: what a stroke surely covers.
+
+    A stroke's edge is its least certain part: the robot's paths are drawn one pixel
+    wide on each side (:data:`~napari_ipnet.scribbles.STROKE_RADIUS`) and a brush's
+    rim overlaps the object's boundary, so a background stroke along a thin part
+    (a leg, a gap between cells) covers part of the object itself.
+    """
+    if m is None or not m.any():
+        return m
+    from skimage.morphology import skeletonize
+
+    m = np.asarray(m, bool)
+    return ndimage.binary_erosion(m, structure=np.ones((3, 3), bool)) | skeletonize(m)
+
+
 def refine_probability(
     image: np.ndarray,
     prior: np.ndarray,
@@ -115,6 +138,8 @@ def refine_probability(
     gh, gw = max(2, int(round(h * scale))), max(2, int(round(w * scale)))
     img_s = _resize(img, (gh, gw))
     q = np.clip(_resize(prior.astype(np.float32), (gh, gw)), 0.0, 1.0).ravel()
+    if settings.negative_core:
+        negative = stroke_core(negative)
     pos = _shrink_mask(positive, (gh, gw)) if positive is not None else np.zeros((gh, gw), bool)
     neg = _shrink_mask(negative, (gh, gw)) if negative is not None else np.zeros((gh, gw), bool)
     pos &= ~neg

@@ -172,12 +172,10 @@ def replay(session, log: list[dict], progress: Callable[[int, int], None] | None
         If an entry is unknown, or a propagation finishes other frames than recorded
         (the log and the image do not belong together).
     """
-    from .refine import RefineSettings
-
     for i, e in enumerate(log):
         call = e.get("call")
         if call in ("interact", "interact_many"):
-            session.refine = None if e.get("refine") is None else RefineSettings(**e["refine"])
+            session.refine = recorded_refine(e.get("refine"))
             if call == "interact":
                 session.interact(e["frame"], e["positive"], e["negative"], object_id=e["object_id"])
             else:
@@ -340,6 +338,19 @@ def image_source(path: str | os.PathLike, axis: int = 0, take: Mapping[int, int]
         raise ValueError(f"axis {axis} is both the propagation axis and a fixed one")
     return {"kind": "file", "path": str(Path(os.fspath(path)).resolve()), "axis": int(axis),
             "take": {str(a): i for a, i in sorted(take.items())}}
+
+
+def recorded_refine(settings: dict | None):
+    """The :class:`~napari_ipnet.refine.RefineSettings` a file recorded (None: off).
+
+    Files written before ``negative_core`` existed constrained every stroke pixel:
+    they replay so.
+    """
+    from .refine import RefineSettings
+
+    if settings is None:
+        return None
+    return RefineSettings(**{"negative_core": False, **settings})
 
 
 def memory_source(note: str = "") -> dict:
@@ -721,7 +732,6 @@ def load_session(
         from .session import Session as session_class
     from .model.roi import ROI_RULE_VERSION
     from .memory import MemorySettings
-    from .refine import RefineSettings
 
     sf = read_session(path)
     h = sf.header
@@ -735,7 +745,7 @@ def load_session(
             f"{sf.path.name} was made with ROI rule version {settings.get('roi_rule_version')}, this version "
             f"uses {ROI_RULE_VERSION}: the replay may segment differently", SessionMismatchWarning, stacklevel=2,
         )
-    refine = False if settings.get("refine") is None else RefineSettings(**settings["refine"])
+    refine = recorded_refine(settings.get("refine")) or False
     session = session_class(frames, model, objects_may_end=settings["objects_may_end"], refine=refine)
     if tuple(session.shape) != tuple(h["shape"]):
         raise SessionFileError(
@@ -746,7 +756,7 @@ def load_session(
     replay(session, sf.log, progress)
     # the settings as they were at save time (the replay set them call by call)
     session.objects_may_end = bool(settings["objects_may_end"])
-    session.refine = None if settings.get("refine") is None else RefineSettings(**settings["refine"])
+    session.refine = recorded_refine(settings.get("refine"))
     session.calibrate_propagation = bool(settings.get("calibrate", session.calibrate_propagation))
     session.memory = None if settings.get("memory") is None else MemorySettings(**settings["memory"])
     seconds = time.perf_counter() - t0
