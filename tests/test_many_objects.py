@@ -70,3 +70,29 @@ def test_many_small_objects_together_match_each_alone(model):
         j_together = float(np.mean(jaccard(gt == k, labels == k)))
         assert j_alone > 0.6, f"object {k} alone: J {j_alone:.3f}"
         assert j_together >= j_alone - 0.02, f"object {k}: J {j_together:.3f} together, {j_alone:.3f} alone"
+
+
+def test_colour_sample_objects_keep_their_identity_through_the_crossing(model):
+    """The bundled colour sample, two rounds of the protocol's robot (as the headless
+    demo runs them): on every frame, before, during and after the ball crosses the
+    horse, each object's mask lies mostly on its own object and far less on the other
+    (a swap, or the horse's mask taking the ball, fails)."""
+    from napari_ipnet.demo_headless import sample_data
+    from napari_ipnet.evaluation.protocol import EvalSequence, evaluate_sequence
+
+    frames, gt, _ = sample_data("colour-sequence")
+    sessions = []
+
+    def new_session(source):
+        sessions.append(Session(source, model))
+        return sessions[-1]
+
+    evaluate_sequence(EvalSequence("colour", frames, gt), new_session, rounds=2, progress=False)
+    pred = np.asarray(sessions[-1].labels)
+    for t in range(len(gt)):
+        for k, other in ((1, 2), (2, 1)):
+            mask = pred[t] == k
+            on_own = int((mask & (gt[t] == k)).sum())
+            on_other = int((mask & (gt[t] == other)).sum())
+            assert on_own > 0.5 * (gt[t] == k).sum(), f"frame {t}: object {k} covers {on_own} px of itself"
+            assert on_other < 0.3 * on_own, f"frame {t}: object {k} covers {on_other} px of object {other}"
