@@ -148,3 +148,14 @@ def test_inference_folds_batchnorm_into_the_convolutions(layout):
     assert not torch.allclose(slow[0], slow2[0], atol=1e-3)
     for a, b in zip(slow2, fast2):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_a_model_made_in_inference_mode_runs():
+    """Parameters made under ``torch.inference_mode`` keep no version counter: the
+    folded weights are still made and used."""
+    with torch.inference_mode():
+        net = build_model().propagation
+        x = [torch.rand(1, 3, 64, 64), torch.rand(1, 1, 64, 64), torch.rand(1, 1, 64, 64)]
+        a = net.Encoder(*x)[0]
+        b = net.Encoder(*x)[0]
+    assert torch.equal(a, b)

@@ -120,6 +120,15 @@ class ResNet50Encoder(_ExtraInputs):
         return r5, r4, r3, r2
 
 
+def _tensor_state(t: torch.Tensor) -> tuple:
+    """What changes when a tensor is replaced or written in place."""
+    try:
+        version = t._version
+    except RuntimeError:  # an inference tensor keeps no version counter (and cannot be written later)
+        version = None
+    return t.data_ptr(), version, t.dtype
+
+
 class MBConv(nn.Module):
     """Inverted residual block of EfficientNet-Lite (ReLU6, no squeeze-excitation)."""
 
@@ -159,8 +168,7 @@ class MBConv(nn.Module):
         """
         if torch.is_grad_enabled() or not self.fold_batchnorm:
             return bn(conv(x))
-        key = tuple((t.data_ptr(), t._version, t.dtype) for t in (conv.weight, bn.weight, bn.bias,
-                                                                   bn.running_mean, bn.running_var))
+        key = tuple(_tensor_state(t) for t in (conv.weight, bn.weight, bn.bias, bn.running_mean, bn.running_var))
         cache = self.__dict__.setdefault("_folded", {})
         entry = cache.get(id(conv))
         if entry is None or entry[0] != key:
