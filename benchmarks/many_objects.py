@@ -9,10 +9,12 @@ interleaved repeat by repeat; medians over repeats after one warm-up. The bundle
 model's architecture is used (the cost does not depend on the weights' values).
 
     python benchmarks/many_objects.py [--threads 2] [--objects 1,5,20,50] [--size 1024]
-                                      [--frames 3] [--repeats 3] [--device cpu|cuda] [--unfused]
+                                      [--frames 3] [--repeats 3] [--device cpu|cuda] [--unfused] [--lu]
 
-``--unfused`` adds a third configuration: batched, with the model as it ran before the
+``--unfused`` adds a configuration: batched, with the model as it ran before the
 inference layout (contiguous tensors, BatchNorm not folded into the convolutions).
+``--lu`` adds one with the scribble refinement's system solved by a sparse LU (as
+before the conjugate gradients), to measure what that saves in the interaction.
 
 Prints a table and the ratios to one object; this is a script, not a test.
 """
@@ -49,15 +51,22 @@ def blob_field(n_objects: int, size: int, n_frames: int, seed: int = 0):
     return frames, dots
 
 
-def run_once(model, frames, dots, batch_size: int, fold_batchnorm: bool = True) -> tuple[float, float]:
+def run_once(model, frames, dots, batch_size: int, fold_batchnorm: bool = True, lu: bool = False) -> tuple[float, float]:
     """Seconds of the interaction (all objects) and median seconds per propagated frame."""
+    from scipy.sparse.linalg import spsolve
+
+    from napari_ipnet import refine
     from napari_ipnet.model.backbones import MBConv
 
+    solve = refine._solve
     MBConv.fold_batchnorm = fold_batchnorm
+    if lu:
+        refine._solve = lambda A, b: spsolve(A.tocsc(), b) if b.size else b
     try:
         return _run_once(model, frames, dots, batch_size)
     finally:
         MBConv.fold_batchnorm = True
+        refine._solve = solve
 
 
 def _run_once(model, frames, dots, batch_size: int) -> tuple[float, float]:
@@ -87,6 +96,8 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cpu", help="cpu | cuda | mps (default cpu)")
     parser.add_argument("--unfused", action="store_true",
                         help="also run batched with contiguous tensors and BatchNorm unfolded (the layout before)")
+    parser.add_argument("--lu", action="store_true",
+                        help="also run batched with the refinement solved by a sparse LU (the solver before)")
     args = parser.parse_args(argv)
 
     import torch
@@ -107,11 +118,14 @@ def main(argv=None) -> int:
     if args.unfused:
         modes["unfused"] = 8
         models["unfused"] = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
+    if args.lu:
+        modes["LU solve"] = 8
+        models["LU solve"] = model
     times: dict[tuple[int, str], list[tuple[float, float]]] = {}
     for rep in range(args.repeats + 1):
         for n in counts:
             for mode, bs in modes.items():
-                result = run_once(models[mode], *data[n], bs, fold_batchnorm=mode != "unfused")
+                result = run_once(models[mode], *data[n], bs, fold_batchnorm=mode != "unfused", lu=mode == "LU solve")
                 if rep > 0:  # the first repeat warms up
                     times.setdefault((n, mode), []).append(result)
     print(f"napari-ipnet many objects: {args.size}x{args.size} frames, device {args.device}, "
@@ -133,6 +147,11 @@ def main(argv=None) -> int:
             o = med[(n, "one by one")][1] / med[(1, "one by one")][1]
             print(f"  {n:>3} objects: batched {b:.1f}x, one by one {o:.1f}x "
                   f"(batched / one by one at {n}: {med[(n, 'batched')][1] / med[(n, 'one by one')][1]:.2f})")
+    if args.lu:
+        print("refinement solved by conjugate gradients / by a sparse LU, same run, interaction (all objects):")
+        for n in counts:
+            print(f"  {n:>3} objects: x{med[(n, 'batched')][0] / med[(n, 'LU solve')][0]:.2f} "
+                  f"({1000 * med[(n, 'batched')][0]:.0f} against {1000 * med[(n, 'LU solve')][0]:.0f} ms)")
     if args.unfused:
         print("inference layout (channels-last, BatchNorm folded) / before, same run, propagation per frame:")
         for n in counts:

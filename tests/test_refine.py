@@ -118,3 +118,22 @@ def test_a_negative_stroke_whose_rim_lies_on_a_thin_part_does_not_cut_it():
     assert (core[leg] > 0.5).mean() > 0.9
     assert (every_pixel[leg] > 0.5).mean() < 0.1
     assert (core[15:45, 27] < 0.5).mean() > 0.9  # the false column is still removed
+
+
+def test_the_walker_system_is_solved_as_a_sparse_lu_would():
+    """Conjugate gradients give the sparse LU's answer (to 1e-5) on a walker system; a
+    matrix with a zero on its diagonal (no Jacobi preconditioner) goes to the LU."""
+    from scipy import sparse
+    from scipy.sparse.linalg import spsolve
+
+    from napari_ipnet.refine import _edge_weights, _laplacian, _solve
+
+    rng = np.random.default_rng(0)
+    img = _two_regions(50, 70)[..., None]
+    L = _laplacian(*_edge_weights(img, 8.0), 50, 70)
+    A = (L + sparse.diags(rng.uniform(0.001, 0.1, 50 * 70))).tocsr()
+    b = rng.uniform(0, 0.1, 50 * 70)
+    np.testing.assert_allclose(_solve(A, b), spsolve(A.tocsc(), b), atol=1e-5)
+    B = sparse.csr_matrix(np.array([[0.0, 1.0], [1.0, 2.0]]))
+    np.testing.assert_allclose(_solve(B, np.array([1.0, 3.0])), [1.0, 1.0])
+    assert _solve(A[:0, :0], np.zeros(0)).size == 0
