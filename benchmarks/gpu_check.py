@@ -163,7 +163,6 @@ def equality(device: str, encoders, n_frames: int, size, lines: list, failures: 
 def gpu_memory(device: str, encoders, n_frames: int, size: int, lines: list) -> None:
     import torch
 
-    from napari_ipnet.model.backbones import MBConv
     from napari_ipnet.session import Session
 
     for enc in encoders:
@@ -183,14 +182,11 @@ def gpu_memory(device: str, encoders, n_frames: int, size: int, lines: list) -> 
             options = speedbench.session_options(enc)
             s = Session(frames, model, refine=options["refine"], calibrate=options["calibrate"],
                         memory=None if options["memory"] else False)
-            MBConv.fold_batchnorm = options["fold_batchnorm"]
-            try:
+            with speedbench.batchnorm_folding(options["fold_batchnorm"]):
                 t0 = time.perf_counter()
                 s.interact(n_frames // 2, pos, None, 1)
                 n = sum(1 for _ in s.propagate())
                 dt = time.perf_counter() - t0
-            finally:
-                MBConv.fold_batchnorm = True
             peak = (torch.cuda.max_memory_allocated() - weights) / 2**20 if cuda else float("nan")
             lines.append(
                 f"  {enc:<20}{'fp16' if half else 'fp32':<6}{n_frames} frames {size}x{size}: peak CUDA "

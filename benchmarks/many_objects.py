@@ -56,16 +56,15 @@ def run_once(model, frames, dots, batch_size: int, fold_batchnorm: bool = True, 
     from scipy.sparse.linalg import spsolve
 
     from napari_ipnet import refine
-    from napari_ipnet.model.backbones import MBConv
+    from speed import batchnorm_folding  # benchmarks/speed.py, beside this script
 
     solve = refine._solve
-    MBConv.fold_batchnorm = fold_batchnorm
     if lu:
         refine._solve = lambda A, b: spsolve(A.tocsc(), b) if b.size else b
     try:
-        return _run_once(model, frames, dots, batch_size)
+        with batchnorm_folding(fold_batchnorm):
+            return _run_once(model, frames, dots, batch_size)
     finally:
-        MBConv.fold_batchnorm = True
         refine._solve = solve
 
 

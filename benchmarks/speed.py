@@ -16,6 +16,7 @@ Prints a table; this is a script, not a test.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import statistics
@@ -106,16 +107,24 @@ def session_options(encoder: str) -> dict:
             "memory": encoder != "default-no-memory", "fold_batchnorm": encoder != "default-unfused"}
 
 
+@contextlib.contextmanager
+def batchnorm_folding(on: bool):
+    """Run the EfficientNet blocks with their BatchNorm folded in (``on``, the engine's
+    way) or not (the layout before, for the ``default-unfused`` variants), then restore."""
+    from napari_ipnet.model.backbones import MBConv
+
+    MBConv.fold_batchnorm = on
+    try:
+        yield
+    finally:
+        MBConv.fold_batchnorm = True
+
+
 def measure_once(model, size: tuple[int, int], device: str, n_frames: int, seed: int, refine: bool = True,
                  calibrate: bool = True, memory: bool = True, fold_batchnorm: bool = True) -> tuple:
     """One repeat: (interaction wall, interaction CPU, [propagation wall], [propagation CPU]) in ms."""
-    from napari_ipnet.model.backbones import MBConv
-
-    MBConv.fold_batchnorm = fold_batchnorm
-    try:
+    with batchnorm_folding(fold_batchnorm):
         return _measure_once(model, size, device, n_frames, seed, refine, calibrate, memory)
-    finally:
-        MBConv.fold_batchnorm = True
 
 
 def _measure_once(model, size, device, n_frames, seed, refine, calibrate, memory) -> tuple:
