@@ -120,3 +120,32 @@ def test_default_model_lets_a_nucleus_end_in_a_z_stack_only_when_asked():
     # objects that persist (the default, time-lapses): the first propagation network keeps it
     kept = _segment(frames, masks, model)
     assert kept.reshape(len(kept), -1).sum(1)[~present].min() > 0.3 * masks[0].sum()
+
+
+def test_a_background_stroke_across_a_wrong_nucleus_removes_it_all():
+    """Object 1 was put on two nuclei; in the next round a background stroke across
+    the second says "not this one": all of that nucleus leaves the object on that
+    frame (no fragments beside the stroke), the first nucleus stays."""
+    rng = np.random.default_rng(0)
+    h, w = 160, 224
+    yy, xx = np.mgrid[:h, :w]
+    a = (yy - 80) ** 2 + (xx - 60) ** 2 < 26**2
+    b = (yy - 80) ** 2 + (xx - 160) ** 2 < 26**2
+    frames = []
+    for _ in range(3):
+        texture = ndimage.gaussian_filter(rng.normal(size=(h, w)), 1.5)
+        img = 0.05 + np.where(a | b, 0.55 + 0.08 * texture, 0.0) + rng.normal(0, 0.02, (h, w))
+        frames.append(np.clip(ndimage.gaussian_filter(img, 1) * 60000, 0, 65535).astype(np.uint16))
+    s = Session(np.stack(frames), load_model("default", device="cpu"))
+    pos = np.zeros((h, w), bool)
+    pos[80, 45:76] = pos[80, 145:176] = True
+    s.interact(1, pos, object_id=1)
+    for _ in s.propagate():
+        pass
+    assert (np.asarray(s.labels)[1][b] == 1).mean() > 0.9
+    neg = np.zeros((h, w), bool)
+    neg[79:82, 145:176] = True
+    s.interact(1, None, neg, object_id=1)
+    lab = np.asarray(s.label_frame(1))
+    assert (lab[b] == 1).sum() == 0
+    assert (lab[a] == 1).mean() > 0.95

@@ -137,3 +137,62 @@ def test_the_walker_system_is_solved_as_a_sparse_lu_would():
     B = sparse.csr_matrix(np.array([[0.0, 1.0], [1.0, 2.0]]))
     np.testing.assert_allclose(_solve(B, np.array([1.0, 3.0])), [1.0, 1.0])
     assert _solve(A[:0, :0], np.zeros(0)).size == 0
+
+
+def _two_blobs(h: int = 80, w: int = 120):
+    yy, xx = np.mgrid[:h, :w]
+    a = (yy - 40) ** 2 + (xx - 30) ** 2 < 15**2
+    b = (yy - 40) ** 2 + (xx - 90) ** 2 < 15**2
+    img = np.where(a | b, 0.8, 0.2).astype(np.float32)
+    img += np.random.default_rng(1).normal(0, 0.02, img.shape).astype(np.float32)
+    return img, a, b
+
+
+def test_a_negative_stroke_through_a_piece_without_positive_strokes_removes_it():
+    """The object sits on two blobs; a background stroke across the middle of one
+    removes all of that blob (not only a groove along the stroke); the other blob,
+    which holds the object's positive stroke, stays. With ``drop_crossed`` off the
+    crossed blob survives beside the stroke."""
+    img, a, b = _two_blobs()
+    prior = np.where(a | b, 0.95, 0.02).astype(np.float32)
+    pos = np.zeros(a.shape, bool)
+    pos[40, 25:36] = True
+    neg = np.zeros(a.shape, bool)
+    neg[38:41, 82:99] = True  # through the middle of blob b
+    out = refine_probability(img, prior, pos, neg, previous=prior)
+    assert (out[b] < 0.5).all()
+    assert (out[a] > 0.5).mean() > 0.95
+    kept = refine_probability(img, prior, pos, neg, RefineSettings(drop_crossed=False), previous=prior)
+    assert (kept[b] > 0.5).mean() > 0.5
+
+
+def test_a_negative_stroke_at_a_pieces_edge_or_in_a_piece_with_a_positive_stroke_only_cuts():
+    """A stroke along the edge of a piece trims it; a stroke through the middle of the
+    piece that holds the object's positive stroke does not remove the object."""
+    img, a, b = _two_blobs()
+    prior = np.where(a, 0.95, 0.02).astype(np.float32)
+    edge = np.zeros(a.shape, bool)
+    edge[26:29, 24:37] = True  # the blob's top rim
+    out = refine_probability(img, prior, None, edge, previous=prior)
+    assert (out[a] > 0.5).mean() > 0.8
+    pos = np.zeros(a.shape, bool)
+    pos[46, 25:36] = True
+    middle = np.zeros(a.shape, bool)
+    middle[38:41, 20:40] = True
+    out = refine_probability(img, prior, pos, middle, previous=prior)
+    assert (out[a] > 0.5).mean() > 0.6
+
+
+def test_drop_crossed_pieces_sees_a_piece_split_by_its_strokes_groove_as_one():
+    """The walker cuts a groove along a negative stroke; the piece on both sides of it
+    is still the piece the stroke crossed."""
+    from napari_ipnet.refine import drop_crossed_pieces
+
+    _, a, b = _two_blobs()
+    prob = np.where(a | b, 1.0, 0.0).astype(np.float32)
+    neg = np.zeros(a.shape, bool)
+    neg[39:42, 70:110] = True
+    prob[36:45, 70:110] = 0.0  # the groove, wider than the stroke
+    out = drop_crossed_pieces(prob, neg)
+    assert (out[b] == 0).all() and (out[a] == 1).all()
+    assert drop_crossed_pieces(prob, np.zeros_like(neg)) is prob

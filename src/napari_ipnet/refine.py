@@ -13,6 +13,10 @@ the prior's weight ``lam`` is lowered near this round's strokes so that a stroke
 spreads over the region it lies in even where the network disagrees, while far from
 the strokes the network's answer holds.
 
+A negative stroke drawn through the middle of a piece of the object that holds none
+of its positive strokes removes that piece (:func:`drop_crossed_pieces`): "this blob
+is not the object", as a user says it when an object sits on the wrong cell.
+
 No training, no Qt: NumPy, SciPy and scikit-image only. Cost: one sparse solve
 (preconditioned conjugate gradients) on at most ``max_side`` x ``max_side`` pixels.
 """
@@ -41,6 +45,12 @@ class RefineSettings:
         (:func:`stroke_core`), not its rim, which may lie on a thin part of the object;
         off: every stroke pixel. Positive strokes constrain every pixel (their core
         only was measured and lost: CHO along z, J after 3 rounds 0.883 -> 0.857).
+    drop_crossed: a piece of the object that a negative stroke crosses through its
+        middle, and that holds none of the object's positive strokes, is removed
+        (:func:`drop_crossed_pieces`); off: the stroke only cuts where it lies.
+    drop_depth: how deep into a piece the stroke must reach: its deepest pixel's
+        distance to the piece's edge, as a fraction of the piece's largest one (1: the
+        very middle; 0: anywhere).
     """
 
     beta: float = 8.0
@@ -48,6 +58,8 @@ class RefineSettings:
     stroke_radius: float = 0.08
     max_side: int = 160
     negative_core: bool = True
+    drop_crossed: bool = True
+    drop_depth: float = 0.5
 
 
 def _edge_weights(img: np.ndarray, beta: float) -> tuple[np.ndarray, np.ndarray]:
@@ -127,6 +139,7 @@ def refine_probability(
     positive: np.ndarray | None = None,
     negative: np.ndarray | None = None,
     settings: RefineSettings = RefineSettings(),
+    previous: np.ndarray | None = None,
 ) -> np.ndarray:
     """The network's probability ``prior`` refined by image edges and hard strokes.
 
@@ -140,6 +153,9 @@ def refine_probability(
         This round's strokes over the region: the result is 1 under positive and 0
         under negative strokes (a pixel under both counts as negative).
     settings : RefineSettings
+    previous : (h, w) float array in [0, 1], optional
+        The object's probability over the region before this interaction: the mask
+        the strokes correct (for ``settings.drop_crossed``).
 
     Returns
     -------
@@ -149,6 +165,17 @@ def refine_probability(
     h, w = prior.shape
     if h < 2 or w < 2:
         return prior.astype(np.float32)
+    if settings.negative_core:
+        negative = stroke_core(negative)
+    out = _random_walk(image, prior, positive, negative, settings)
+    if settings.drop_crossed and negative is not None:
+        out = drop_crossed_pieces(out, negative, positive, [prior, previous], settings.drop_depth)
+    return out
+
+
+def _random_walk(image, prior, positive, negative, settings: RefineSettings) -> np.ndarray:
+    """The walker itself; ``negative`` holds the hard background constraints."""
+    h, w = prior.shape
     img = np.asarray(image, np.float32)
     if img.ndim == 2:
         img = img[..., None]
@@ -156,8 +183,6 @@ def refine_probability(
     gh, gw = max(2, int(round(h * scale))), max(2, int(round(w * scale)))
     img_s = _resize(img, (gh, gw))
     q = np.clip(_resize(prior.astype(np.float32), (gh, gw)), 0.0, 1.0).ravel()
-    if settings.negative_core:
-        negative = stroke_core(negative)
     pos = _shrink_mask(positive, (gh, gw)) if positive is not None else np.zeros((gh, gw), bool)
     neg = _shrink_mask(negative, (gh, gw)) if negative is not None else np.zeros((gh, gw), bool)
     pos &= ~neg
@@ -187,3 +212,55 @@ def refine_probability(
     if negative is not None:
         out[negative] = 0.0
     return out.astype(np.float32)
+
+
+def drop_crossed_pieces(
+    prob: np.ndarray,
+    negative: np.ndarray,
+    positive: np.ndarray | None = None,
+    context: list[np.ndarray | None] = (),
+    depth: float = 0.5,
+) -> np.ndarray:
+    """Remove the pieces of an object that a negative stroke crosses through the middle.
+
+    A piece is a connected part of the object: its mask (``prob >= 0.5``) together
+    with the ``context`` masks (the network's answer, the mask before the
+    interaction, each ``>= 0.5``) and the stroke itself, closed over 4 pixels so that
+    the groove a stroke cuts does not split it. A piece is removed (``prob`` set to
+    0 over it) when a ``negative`` stroke reaches at least ``depth`` of the way from
+    its edge to its middle (chessboard distance to the edge, against the piece's
+    largest) and no ``positive`` stroke lies in it. A stroke along a piece's edge, or
+    in a thin part of it, only cuts where it lies.
+
+    Returns ``prob`` itself when nothing is removed, otherwise a copy.
+    """
+    negative = np.asarray(negative, bool)
+    fg = prob >= 0.5
+    if not negative.any() or not fg.any():
+        return prob
+    solid = fg | negative
+    for m in context:
+        if m is not None:
+            solid |= np.asarray(m) >= 0.5
+    solid |= ndimage.binary_closing(solid, iterations=4)
+    pieces, _ = ndimage.label(solid)
+    crossed = np.unique(pieces[negative])
+    crossed = crossed[crossed > 0]
+    if crossed.size == 0:
+        return prob
+    dist = ndimage.distance_transform_cdt(solid, metric="chessboard")
+    boxes = ndimage.find_objects(pieces)
+    drop = []
+    for i in crossed:
+        sl = boxes[i - 1]
+        inside = pieces[sl] == i
+        deepest = dist[sl][inside].max()
+        reached = dist[sl][inside & negative[sl]].max()
+        kept = positive is not None and bool(np.asarray(positive)[sl][inside].any())
+        if reached >= depth * deepest and not kept:
+            drop.append(i)
+    if not drop:
+        return prob
+    out = prob.copy()
+    out[np.isin(pieces, drop)] = 0.0
+    return out

@@ -612,7 +612,8 @@ class Session:
         ):
             state = self._objects[k]
             if self.refine is not None:
-                crop = refine_probability(self.frames.rgb(frame)[sl], crop, maps[1], maps[2], self.refine)
+                crop = refine_probability(self.frames.rgb(frame)[sl], crop, maps[1], maps[2], self.refine,
+                                          previous=maps[0])
             soft = SoftMask.from_crop(y0, x0, crop)
             if soft is None:
                 state.masks.pop(frame, None)

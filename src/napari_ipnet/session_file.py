@@ -343,14 +343,15 @@ def image_source(path: str | os.PathLike, axis: int = 0, take: Mapping[int, int]
 def recorded_refine(settings: dict | None):
     """The :class:`~napari_ipnet.refine.RefineSettings` a file recorded (None: off).
 
-    Files written before ``negative_core`` existed constrained every stroke pixel:
-    they replay so.
+    A field the file does not have replays as it was before the field existed:
+    files written before ``negative_core`` constrained every stroke pixel, and
+    files written before ``drop_crossed`` never removed a crossed piece.
     """
     from .refine import RefineSettings
 
     if settings is None:
         return None
-    return RefineSettings(**{"negative_core": False, **settings})
+    return RefineSettings(**{"negative_core": False, "drop_crossed": False, **settings})
 
 
 def memory_source(note: str = "") -> dict:
