@@ -168,7 +168,8 @@ def test_a_negative_stroke_through_a_piece_without_positive_strokes_removes_it()
 
 def test_a_negative_stroke_at_a_pieces_edge_or_in_a_piece_with_a_positive_stroke_only_cuts():
     """A stroke along the edge of a piece trims it; a stroke through the middle of the
-    piece that holds the object's positive stroke does not remove the object."""
+    piece that holds the object's positive stroke, or a short one through its middle
+    (shorter than the piece's half-width), does not remove the object."""
     img, a, b = _two_blobs()
     prior = np.where(a, 0.95, 0.02).astype(np.float32)
     edge = np.zeros(a.shape, bool)
@@ -180,6 +181,10 @@ def test_a_negative_stroke_at_a_pieces_edge_or_in_a_piece_with_a_positive_stroke
     middle = np.zeros(a.shape, bool)
     middle[38:41, 20:40] = True
     out = refine_probability(img, prior, pos, middle, previous=prior)
+    assert (out[a] > 0.5).mean() > 0.6
+    short = np.zeros(a.shape, bool)
+    short[39:42, 27:33] = True  # through the middle, but short: a gap in a large piece
+    out = refine_probability(img, prior, None, short, previous=prior)
     assert (out[a] > 0.5).mean() > 0.6
 
 

@@ -48,9 +48,9 @@ class RefineSettings:
     drop_crossed: a piece of the object that a negative stroke crosses through its
         middle, and that holds none of the object's positive strokes, is removed
         (:func:`drop_crossed_pieces`); off: the stroke only cuts where it lies.
-    drop_depth: how deep into a piece the stroke must reach: its deepest pixel's
-        distance to the piece's edge, as a fraction of the piece's largest one (1: the
-        very middle; 0: anywhere).
+    drop_depth: how far a stroke must cross a piece: its deepest pixel's distance to
+        the piece's edge, and its length, each at least this fraction of the piece's
+        half-width (its largest distance to the edge).
     """
 
     beta: float = 8.0
@@ -59,7 +59,7 @@ class RefineSettings:
     max_side: int = 160
     negative_core: bool = True
     drop_crossed: bool = True
-    drop_depth: float = 0.5
+    drop_depth: float = 0.75
 
 
 def _edge_weights(img: np.ndarray, beta: float) -> tuple[np.ndarray, np.ndarray]:
@@ -219,7 +219,7 @@ def drop_crossed_pieces(
     negative: np.ndarray,
     positive: np.ndarray | None = None,
     context: list[np.ndarray | None] = (),
-    depth: float = 0.5,
+    depth: float = 0.75,
 ) -> np.ndarray:
     """Remove the pieces of an object that a negative stroke crosses through the middle.
 
@@ -227,10 +227,13 @@ def drop_crossed_pieces(
     with the ``context`` masks (the network's answer, the mask before the
     interaction, each ``>= 0.5``) and the stroke itself, closed over 4 pixels so that
     the groove a stroke cuts does not split it. A piece is removed (``prob`` set to
-    0 over it) when a ``negative`` stroke reaches at least ``depth`` of the way from
-    its edge to its middle (chessboard distance to the edge, against the piece's
-    largest) and no ``positive`` stroke lies in it. A stroke along a piece's edge, or
-    in a thin part of it, only cuts where it lies.
+    0 over it) when no ``positive`` stroke lies in it and the ``negative`` strokes
+    cross it: they reach at least ``depth`` of the way from its edge to its middle
+    (chessboard distance to the edge, against the piece's largest, its half-width),
+    and are at least ``depth`` times its half-width long (pixels of ``negative`` in
+    it: pass the strokes' core, about one pixel wide). A stroke along a piece's edge,
+    in a thin part of it, or a short one in a gap of a large piece (between an
+    animal's legs) only cuts where it lies.
 
     Returns ``prob`` itself when nothing is removed, otherwise a copy.
     """
@@ -256,8 +259,9 @@ def drop_crossed_pieces(
         inside = pieces[sl] == i
         deepest = dist[sl][inside].max()
         reached = dist[sl][inside & negative[sl]].max()
+        length = int((inside & negative[sl]).sum())
         kept = positive is not None and bool(np.asarray(positive)[sl][inside].any())
-        if reached >= depth * deepest and not kept:
+        if reached >= depth * deepest and length >= depth * deepest and not kept:
             drop.append(i)
     if not drop:
         return prob
