@@ -10,11 +10,14 @@ model's architecture is used (the cost does not depend on the weights' values).
 
     python benchmarks/many_objects.py [--threads 2] [--objects 1,5,20,50] [--size 1024]
                                       [--frames 3] [--repeats 3] [--device cpu|cuda] [--unfused] [--lu]
+                                      [--affine-grid]
 
 ``--unfused`` adds a configuration: batched, with the model as it ran before the
 inference layout (contiguous tensors, BatchNorm not folded into the convolutions).
 ``--lu`` adds one with the scribble refinement's system solved by a sparse LU (as
 before the conjugate gradients), to measure what that saves in the interaction.
+``--affine-grid`` adds one with the crops' sampling grid made by ``F.affine_grid`` (as
+before session 11) instead of two ramps.
 
 Prints a table and the ratios to one object; this is a script, not a test.
 """
@@ -51,21 +54,38 @@ def blob_field(n_objects: int, size: int, n_frames: int, seed: int = 0):
     return frames, dots
 
 
-def run_once(model, frames, dots, batch_size: int, fold_batchnorm: bool = True, lu: bool = False) -> tuple[float, float]:
+def affine_roi_grid(box, height: int, width: int, size: int, device, dtype):
+    """The crops' sampling grid as ``F.affine_grid`` makes it (the way before session 11)."""
+    import torch
+    import torch.nn.functional as F
+
+    sx = (box.x1 - box.x0) / max(width - 1, 1)
+    tx = (box.x0 + box.x1) / max(width - 1, 1) - 1.0
+    sy = (box.y1 - box.y0) / max(height - 1, 1)
+    ty = (box.y0 + box.y1) / max(height - 1, 1) - 1.0
+    theta = torch.tensor([[[sx, 0.0, tx], [0.0, sy, ty]]], device=device, dtype=dtype)
+    return F.affine_grid(theta, [1, 1, size, size], align_corners=True)
+
+
+def run_once(model, frames, dots, batch_size: int, fold_batchnorm: bool = True, lu: bool = False,
+             affine_grid: bool = False) -> tuple[float, float]:
     """Seconds of the interaction (all objects) and median seconds per propagated frame."""
     from scipy.sparse.linalg import spsolve
 
     from napari_ipnet import refine
+    from napari_ipnet.model import roi
     from speed import batchnorm_folding  # benchmarks/speed.py, beside this script
 
-    solve = refine._solve
+    solve, grid = refine._solve, roi._roi_grid
     if lu:
         refine._solve = lambda A, b: spsolve(A.tocsc(), b) if b.size else b
+    if affine_grid:
+        roi._roi_grid = affine_roi_grid
     try:
         with batchnorm_folding(fold_batchnorm):
             return _run_once(model, frames, dots, batch_size)
     finally:
-        refine._solve = solve
+        refine._solve, roi._roi_grid = solve, grid
 
 
 def _run_once(model, frames, dots, batch_size: int) -> tuple[float, float]:
@@ -97,6 +117,8 @@ def main(argv=None) -> int:
                         help="also run batched with contiguous tensors and BatchNorm unfolded (the layout before)")
     parser.add_argument("--lu", action="store_true",
                         help="also run batched with the refinement solved by a sparse LU (the solver before)")
+    parser.add_argument("--affine-grid", action="store_true",
+                        help="also run batched with the crops' grid made by F.affine_grid (the way before)")
     args = parser.parse_args(argv)
 
     import torch
@@ -120,11 +142,15 @@ def main(argv=None) -> int:
     if args.lu:
         modes["LU solve"] = 8
         models["LU solve"] = model
+    if args.affine_grid:
+        modes["affine grid"] = 8
+        models["affine grid"] = model
     times: dict[tuple[int, str], list[tuple[float, float]]] = {}
     for rep in range(args.repeats + 1):
         for n in counts:
             for mode, bs in modes.items():
-                result = run_once(models[mode], *data[n], bs, fold_batchnorm=mode != "unfused", lu=mode == "LU solve")
+                result = run_once(models[mode], *data[n], bs, fold_batchnorm=mode != "unfused", lu=mode == "LU solve",
+                                  affine_grid=mode == "affine grid")
                 if rep > 0:  # the first repeat warms up
                     times.setdefault((n, mode), []).append(result)
     print(f"napari-ipnet many objects: {args.size}x{args.size} frames, device {args.device}, "
@@ -151,6 +177,11 @@ def main(argv=None) -> int:
         for n in counts:
             print(f"  {n:>3} objects: x{med[(n, 'batched')][0] / med[(n, 'LU solve')][0]:.2f} "
                   f"({1000 * med[(n, 'batched')][0]:.0f} against {1000 * med[(n, 'LU solve')][0]:.0f} ms)")
+    if args.affine_grid:
+        print("crops' grid from two ramps / from F.affine_grid, same run, propagation per frame:")
+        for n in counts:
+            print(f"  {n:>3} objects: x{med[(n, 'batched')][1] / med[(n, 'affine grid')][1]:.2f} "
+                  f"({1000 * med[(n, 'batched')][1]:.0f} against {1000 * med[(n, 'affine grid')][1]:.0f} ms)")
     if args.unfused:
         print("inference layout (channels-last, BatchNorm folded) / before, same run, propagation per frame:")
         for n in counts:

@@ -16,8 +16,8 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
     [
         ("memory.py", ["--lengths", "12", "--size", "96"], "masks/frame (KiB)"),
         ("many_objects.py", ["--threads", "1", "--repeats", "1", "--objects", "1,3", "--size", "256", "--frames", "2",
-                             "--unfused", "--lu"],
-         "inference layout (channels-last, BatchNorm folded) / before"),
+                             "--unfused", "--lu", "--affine-grid"],
+         "crops' grid from two ramps / from F.affine_grid"),
         ("speed.py", ["--threads", "1", "--repeats", "1", "--frames", "2", "--sizes", "480p", "--encoders",
                       "default,default-unfused"],
          "inference layout"),

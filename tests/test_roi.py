@@ -137,3 +137,18 @@ def test_object_box_ignores_far_negatives():
         roi_box([negatives], 1000, 1000)
     )
     assert _box_tuple(object_box([None], 1000, 1000)) == (-5.0, -5.0, 1005.0, 1005.0)
+
+
+@pytest.mark.parametrize("box", [Box(-5.0, -5.0, 300.5, 200.0), Box(10.3, 40.7, 90.1, 133.9), Box(0.0, 0.0, 239.0, 319.0)])
+def test_the_roi_grid_is_the_affine_grid_of_the_box(box):
+    """warp_in's separable grid equals ``F.affine_grid`` of the box's affine map."""
+    import torch.nn.functional as F
+
+    from napari_ipnet.model.roi import _roi_grid
+
+    h, w, size = 240, 320, 192
+    sx, sy = (box.x1 - box.x0) / (w - 1), (box.y1 - box.y0) / (h - 1)
+    tx, ty = (box.x0 + box.x1) / (w - 1) - 1.0, (box.y0 + box.y1) / (h - 1) - 1.0
+    theta = torch.tensor([[[sx, 0.0, tx], [0.0, sy, ty]]])
+    expected = F.affine_grid(theta, [1, 1, size, size], align_corners=True)
+    torch.testing.assert_close(_roi_grid(box, h, w, size, "cpu", torch.float32), expected, rtol=0, atol=1e-6)

@@ -129,20 +129,28 @@ def object_box_from_bounds(evidence: Bounds | None, height: int, width: int, neg
     return box_around(evidence, height, width)
 
 
-def _theta(box: Box, height: int, width: int, device, dtype) -> torch.Tensor:
-    """Affine matrix mapping ROI-normalised output coords to frame-normalised coords."""
+def _roi_grid(box: Box, height: int, width: int, size: int, device, dtype) -> torch.Tensor:
+    """The (1, size, size, 2) sampling grid of a box: ROI pixel -> frame-normalised (x, y).
+
+    What ``F.affine_grid`` gives for the box's axis-aligned affine map, built as the
+    outer combination of two ramps: ``affine_grid`` makes the same grid by a batched
+    matrix product, which took 1-9 ms per 192 px crop on 2 CPU threads (a tenth of a
+    propagated object's time) against 0.1 ms here.
+    """
     sx = (box.x1 - box.x0) / max(width - 1, 1)
     tx = (box.x0 + box.x1) / max(width - 1, 1) - 1.0
     sy = (box.y1 - box.y0) / max(height - 1, 1)
     ty = (box.y0 + box.y1) / max(height - 1, 1) - 1.0
-    return torch.tensor([[[sx, 0.0, tx], [0.0, sy, ty]]], device=device, dtype=dtype)
+    ramp = torch.linspace(-1.0, 1.0, size, device=device, dtype=dtype)
+    gx = (ramp * sx + tx)[None, :].expand(size, size)
+    gy = (ramp * sy + ty)[:, None].expand(size, size)
+    return torch.stack([gx, gy], dim=-1)[None]
 
 
 def warp_in(x: torch.Tensor, box: Box, size: int = ROI_SIZE) -> torch.Tensor:
     """Resample the box of ``x`` (1, C, H, W) to (1, C, size, size), zeros outside."""
-    _, c, h, w = x.shape
-    theta = _theta(box, h, w, x.device, x.dtype)
-    grid = F.affine_grid(theta, [1, c, size, size], align_corners=True)
+    _, _, h, w = x.shape
+    grid = _roi_grid(box, h, w, size, x.device, x.dtype)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
 
 
