@@ -201,3 +201,22 @@ def test_drop_crossed_pieces_sees_a_piece_split_by_its_strokes_groove_as_one():
     out = drop_crossed_pieces(prob, neg)
     assert (out[b] == 0).all() and (out[a] == 1).all()
     assert drop_crossed_pieces(prob, np.zeros_like(neg)) is prob
+
+
+@pytest.mark.parametrize("scale", [1, 5])
+def test_a_stroke_across_one_of_two_touching_cells_removes_that_cell_only(scale):
+    """The object leaked onto a touching cell: one piece over both. A background stroke
+    across the second cell removes it and leaves the first (the piece is split at its
+    neck), on small regions and on large ones (judged on a coarser grid)."""
+    from napari_ipnet.refine import drop_crossed_pieces
+
+    yy, xx = np.mgrid[: 80 * scale, : 120 * scale] / scale
+    a = (yy - 40) ** 2 + (xx - 45) ** 2 < 16**2
+    b = (yy - 40) ** 2 + (xx - 75) ** 2 < 16**2
+    assert (a & b).any()  # they touch
+    prob = np.where(a | b, 1.0, 0.0).astype(np.float32)
+    neg = np.zeros(a.shape, bool)
+    neg[39 * scale : 39 * scale + 3, 64 * scale : 87 * scale] = True
+    out = drop_crossed_pieces(prob, neg)
+    assert (out[a & ~b] > 0.5).all()
+    assert (out[b & ~a] > 0.5).mean() < 0.01

@@ -13,9 +13,10 @@ the prior's weight ``lam`` is lowered near this round's strokes so that a stroke
 spreads over the region it lies in even where the network disagrees, while far from
 the strokes the network's answer holds.
 
-A negative stroke drawn through the middle of a piece of the object that holds none
-of its positive strokes removes that piece (:func:`drop_crossed_pieces`): "this blob
-is not the object", as a user says it when an object sits on the wrong cell.
+A negative stroke drawn through the middle of a part of the object (a piece of it,
+split at its necks) that holds none of its positive strokes removes that part
+(:func:`drop_crossed_pieces`): "this cell is not the object", as a user says it when
+an object sits on the wrong cell or has leaked onto a touching one.
 
 No training, no Qt: NumPy, SciPy and scikit-image only. Cost: one sparse solve
 (preconditioned conjugate gradients) on at most ``max_side`` x ``max_side`` pixels.
@@ -45,11 +46,12 @@ class RefineSettings:
         (:func:`stroke_core`), not its rim, which may lie on a thin part of the object;
         off: every stroke pixel. Positive strokes constrain every pixel (their core
         only was measured and lost: CHO along z, J after 3 rounds 0.883 -> 0.857).
-    drop_crossed: a piece of the object that a negative stroke crosses through its
-        middle, and that holds none of the object's positive strokes, is removed
-        (:func:`drop_crossed_pieces`); off: the stroke only cuts where it lies.
-    drop_depth: how far a stroke must cross a piece: its deepest pixel's distance to
-        the piece's edge, and its length, each at least this fraction of the piece's
+    drop_crossed: a part of the object (a piece of it, split at its necks) that a
+        negative stroke crosses through its middle, and that holds none of the
+        object's positive strokes, is removed (:func:`drop_crossed_pieces`); off: the
+        stroke only cuts where it lies.
+    drop_depth: how far a stroke must cross a part: its deepest pixel's distance to
+        the edge, and its length, each at least this fraction of the part's
         half-width (its largest distance to the edge).
     """
 
@@ -169,7 +171,8 @@ def refine_probability(
         negative = stroke_core(negative)
     out = _random_walk(image, prior, positive, negative, settings)
     if settings.drop_crossed and negative is not None:
-        out = drop_crossed_pieces(out, negative, positive, [prior, previous], settings.drop_depth)
+        out = drop_crossed_pieces(out, negative, positive, [prior, previous], settings.drop_depth,
+                                  settings.max_side)
     return out
 
 
@@ -220,20 +223,25 @@ def drop_crossed_pieces(
     positive: np.ndarray | None = None,
     context: list[np.ndarray | None] = (),
     depth: float = 0.75,
+    max_side: int = 160,
 ) -> np.ndarray:
-    """Remove the pieces of an object that a negative stroke crosses through the middle.
+    """Remove the parts of an object that a negative stroke crosses through the middle.
 
     A piece is a connected part of the object: its mask (``prob >= 0.5``) together
     with the ``context`` masks (the network's answer, the mask before the
     interaction, each ``>= 0.5``) and the stroke itself, closed over 4 pixels so that
-    the groove a stroke cuts does not split it. A piece is removed (``prob`` set to
-    0 over it) when no ``positive`` stroke lies in it and the ``negative`` strokes
-    cross it: they reach at least ``depth`` of the way from its edge to its middle
-    (chessboard distance to the edge, against the piece's largest, its half-width),
-    and are at least ``depth`` times its half-width long (pixels of ``negative`` in
-    it: pass the strokes' core, about one pixel wide). A stroke along a piece's edge,
-    in a thin part of it, or a short one in a gap of a large piece (between an
-    animal's legs) only cuts where it lies.
+    the groove a stroke cuts does not split it. Each piece a stroke touches is split
+    at its necks (:func:`split_at_necks`: touching cells come apart). A part is
+    removed (``prob`` set to 0 over it) when no ``positive`` stroke lies in it and
+    the ``negative`` strokes cross it: they reach at least ``depth`` of the way from
+    its edge to its middle (chessboard distance to the piece's edge, against the
+    part's largest, its half-width), and are at least ``depth`` times its half-width long (pixels of
+    ``negative`` in it: pass the strokes' core, about one pixel wide). A stroke along
+    a part's edge, in a thin part, or a short one in a gap of a large part (between
+    an animal's legs) only cuts where it lies.
+
+    The parts are found and judged on a grid of at most ``max_side`` pixels a side
+    (the pieces' box resampled), as the walker is solved.
 
     Returns ``prob`` itself when nothing is removed, otherwise a copy.
     """
@@ -251,20 +259,62 @@ def drop_crossed_pieces(
     crossed = crossed[crossed > 0]
     if crossed.size == 0:
         return prob
-    dist = ndimage.distance_transform_cdt(solid, metric="chessboard")
-    boxes = ndimage.find_objects(pieces)
-    drop = []
-    for i in crossed:
-        sl = boxes[i - 1]
-        inside = pieces[sl] == i
+    # work on the box around the crossed pieces, each split at its necks into basins
+    # (touching cells are one piece): a stroke across one cell removes that cell only
+    rows, cols = np.nonzero(np.isin(pieces, crossed))
+    box = (slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1))
+    region = np.isin(pieces[box], crossed)
+    neg, pos = negative[box], (None if positive is None else np.asarray(positive, bool)[box])
+    full = region.shape
+    scale = min(1.0, max_side / max(full))
+    if scale < 1.0:  # decide on a coarser grid, as the walker solves on one
+        small = (max(2, int(round(full[0] * scale))), max(2, int(round(full[1] * scale))))
+        region = _resize(region.astype(np.float32), small, order=0) > 0.5
+        neg = _shrink_mask(neg, small) & region
+        pos = None if pos is None else _shrink_mask(pos, small)
+    basins, dist = split_at_necks(region)
+    extents = ndimage.find_objects(basins)
+    drop = np.zeros_like(region)
+    for i in np.unique(basins[neg & region]):
+        if i == 0:
+            continue
+        sl = extents[i - 1]
+        inside = basins[sl] == i
         deepest = dist[sl][inside].max()
-        reached = dist[sl][inside & negative[sl]].max()
-        length = int((inside & negative[sl]).sum())
-        kept = positive is not None and bool(np.asarray(positive)[sl][inside].any())
+        crossing = inside & neg[sl]
+        reached = dist[sl][crossing].max()
+        length = int(crossing.sum())
+        kept = pos is not None and bool(pos[sl][inside].any())
         if reached >= depth * deepest and length >= depth * deepest and not kept:
-            drop.append(i)
-    if not drop:
+            drop[sl] |= inside
+    if not drop.any():
         return prob
+    if drop.shape != full:
+        ys = np.minimum(np.arange(full[0]) * drop.shape[0] // full[0], drop.shape[0] - 1)
+        xs = np.minimum(np.arange(full[1]) * drop.shape[1] // full[1], drop.shape[1] - 1)
+        drop = drop[np.ix_(ys, xs)] & np.isin(pieces[box], crossed)
     out = prob.copy()
-    out[np.isin(pieces, drop)] = 0.0
+    out[box][drop] = 0.0
     return out
+
+
+def split_at_necks(mask: np.ndarray, neck: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
+    """Split a mask into basins at its necks: touching round cells come apart.
+
+    A watershed of the chessboard distance to the mask's edge (in pixels, as a
+    stroke's length is counted), from its maxima that stand at least ``neck`` pixels
+    above their surroundings (h-maxima); a connected part without such a maximum
+    (a thin one) is one basin. Returns the basins' labels (0 outside the mask) and
+    the distance map.
+    """
+    from skimage.morphology import h_maxima
+    from skimage.segmentation import watershed
+
+    dist = ndimage.distance_transform_cdt(np.pad(mask, 1), metric="chessboard")[1:-1, 1:-1]
+    markers, n = ndimage.label(h_maxima(dist, neck))
+    parts, n_parts = ndimage.label(mask)
+    if n_parts:
+        unmarked = np.setdiff1d(np.arange(1, n_parts + 1), np.unique(parts[markers > 0]))
+        for k, part in enumerate(unmarked, start=n + 1):
+            markers[(parts == part) & (dist == dist[parts == part].max())] = k
+    return watershed(-dist, markers, mask=mask), dist
