@@ -29,7 +29,8 @@ def negative_texts(keys: dict[str, str]) -> tuple[str, str]:
     """(text, tooltip) of the negative-strokes check box, with its shortcut from ``keys``."""
     key = keys["toggle_negative"]
     return (f"Negative (background) strokes  [{key}]",
-            f"Strokes mark background for the selected object (drawn in red). Toggle: {key}")
+            f"Strokes mark background for the selected object (drawn in red). A stroke across a cell "
+            f"or blob that the object wrongly covers takes the object off all of it. Toggle: {key}")
 
 
 class ScribblePanel(QGroupBox):
