@@ -105,6 +105,14 @@ def _run_once(model, frames, dots, batch_size: int) -> tuple[float, float]:
     return t_interact, statistics.median(per_frame)
 
 
+def against(med: dict, counts: list[int], variant: str, which: int):
+    """One line per object count: the batched default against ``variant`` in the same
+    run, on the interaction (``which`` 0) or the propagation per frame (1)."""
+    for n in counts:
+        new, old = med[(n, "batched")][which], med[(n, variant)][which]
+        yield f"  {n:>3} objects: x{new / old:.2f} ({1000 * new:.0f} against {1000 * old:.0f} ms)"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
@@ -174,14 +182,10 @@ def main(argv=None) -> int:
                   f"(batched / one by one at {n}: {med[(n, 'batched')][1] / med[(n, 'one by one')][1]:.2f})")
     if args.lu:
         print("refinement solved by conjugate gradients / by a sparse LU, same run, interaction (all objects):")
-        for n in counts:
-            print(f"  {n:>3} objects: x{med[(n, 'batched')][0] / med[(n, 'LU solve')][0]:.2f} "
-                  f"({1000 * med[(n, 'batched')][0]:.0f} against {1000 * med[(n, 'LU solve')][0]:.0f} ms)")
+        print("\n".join(against(med, counts, "LU solve", 0)))
     if args.affine_grid:
         print("crops' grid from two ramps / from F.affine_grid, same run, propagation per frame:")
-        for n in counts:
-            print(f"  {n:>3} objects: x{med[(n, 'batched')][1] / med[(n, 'affine grid')][1]:.2f} "
-                  f"({1000 * med[(n, 'batched')][1]:.0f} against {1000 * med[(n, 'affine grid')][1]:.0f} ms)")
+        print("\n".join(against(med, counts, "affine grid", 1)))
     if args.unfused:
         print("inference layout (channels-last, BatchNorm folded) / before, same run, propagation per frame:")
         for n in counts:

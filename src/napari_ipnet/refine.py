@@ -261,9 +261,10 @@ def drop_crossed_pieces(
         return prob
     # work on the box around the crossed pieces, each split at its necks into basins
     # (touching cells are one piece): a stroke across one cell removes that cell only
-    rows, cols = np.nonzero(np.isin(pieces, crossed))
+    hit = np.isin(pieces, crossed)
+    rows, cols = np.nonzero(hit)
     box = (slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1))
-    region = np.isin(pieces[box], crossed)
+    region = hit[box]
     neg, pos = negative[box], (None if positive is None else np.asarray(positive, bool)[box])
     full = region.shape
     scale = min(1.0, max_side / max(full))
@@ -292,7 +293,7 @@ def drop_crossed_pieces(
     if drop.shape != full:
         ys = np.minimum(np.arange(full[0]) * drop.shape[0] // full[0], drop.shape[0] - 1)
         xs = np.minimum(np.arange(full[1]) * drop.shape[1] // full[1], drop.shape[1] - 1)
-        drop = drop[np.ix_(ys, xs)] & np.isin(pieces[box], crossed)
+        drop = drop[np.ix_(ys, xs)] & hit[box]
     out = prob.copy()
     out[box][drop] = 0.0
     return out
