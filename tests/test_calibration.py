@@ -75,8 +75,8 @@ def test_session_calibrates_an_object_on_its_first_annotated_frame(stub_model, c
     frames, pos = _square()
     model = stub_model(interaction=lambda rgb, prev, p, n: (p > 0.5).float() * 0.98 + 0.01,
                        propagation=_under_confident)
-    s = Session(frames, model, calibrate=calibrate)
-    assert s.calibrate_propagation is calibrate
+    s = Session(frames, model, calibrate=calibrate, calibrate_corrections=False)
+    assert s.calibrate_propagation is calibrate and not s.calibrate_correction_rounds
     s.interact(2, object_id=1, positive=pos)
     done = list(s.propagate())
     assert sorted(done) == [0, 1, 3, 4, 5]
@@ -90,9 +90,9 @@ def test_session_calibrates_an_object_on_its_first_annotated_frame(stub_model, c
         assert float(own.max()) == 1.0 and float(own.min()) == 0.0
         assert len(model.propagation.calls) == len(done) + 1
         assert all((labels[f] == 1).sum() == (labels[2] == 1).sum() for f in done)
-        # a correction round is not calibrated: no extra call, and the network's
-        # under-confident answer is used as it is (the object fades on frame 5, where
-        # the new round has the full weight)
+        # without calibrate_corrections a correction round is not calibrated: no extra
+        # call, and the network's under-confident answer is used as it is (the object
+        # fades on frame 5, where the new round has the full weight)
         model.propagation.calls.clear()
         s.interact(4, object_id=1, positive=pos)
         done = list(s.propagate())
@@ -102,3 +102,46 @@ def test_session_calibrates_an_object_on_its_first_annotated_frame(stub_model, c
         # uncalibrated, p = 0.3 everywhere: the object is lost on the first step
         assert len(model.propagation.calls) == len(done)
         assert all(not (labels[f] == 1).any() for f in done)
+
+
+def test_a_correction_round_is_calibrated_on_its_corrected_frame(stub_model):
+    """With ``calibrate_corrections`` (the default) a correction round gets its own
+    offset: the network runs on the corrected frame with the object's new label as the
+    neighbour's mask and, as the previous round's mask, the object's mask there before
+    the correction (what it sees on the round's other frames); the under-confident
+    network then keeps the object on the frames the correction reaches."""
+    import torch
+
+    from napari_ipnet.session import Session
+
+    assert Session.calibrate_correction_rounds
+    frames, pos = _square()
+    model = stub_model(interaction=lambda rgb, prev, p, n: (p > 0.5).float() * 0.98 + 0.01,
+                       propagation=_under_confident)
+    s = Session(frames, model, calibrate=True)
+    s.interact(2, object_id=1, positive=pos)
+    list(s.propagate())
+    before = s.probability(4, 1).copy()  # the first round's mask on frame 4
+    assert (before > 0.5).any()
+    model.propagation.calls.clear()
+    moved = np.roll(pos, 3, axis=1)
+    s.interact(4, object_id=1, positive=moved)
+    done = list(s.propagate())
+    assert done == [5, 3] and len(model.propagation.calls) == len(done) + 1
+    first = model.propagation.calls[0]
+    previous, own = first["maps"][0][0, 0], first["maps"][1][0, 0]
+    assert float(previous.max()) > 0.5 and float(own.max()) == 1.0  # both masks given
+    assert not torch.equal(previous > 0.5, own > 0.5)  # the mask before the correction, not after
+    labels = np.asarray(s.labels)
+    assert (labels[5] == 1).sum() == (labels[4] == 1).sum()
+    # the mask before the correction is part of the undo state: restoring a snapshot
+    # taken after the interaction gives the same calibration
+    s2 = Session(frames, model, calibrate=True)
+    s2.interact(2, object_id=1, positive=pos)
+    list(s2.propagate())
+    s2.interact(4, object_id=1, positive=moved)
+    snap = s2.snapshot()
+    list(s2.propagate())
+    s2.restore(snap)
+    list(s2.propagate())
+    assert np.array_equal(np.asarray(s2.labels), labels)

@@ -321,15 +321,19 @@ def test_logged_strokes_are_those_still_standing(tmp_path, stub_model, small_fra
 def test_refine_settings_of_older_files_replay_as_recorded():
     """A file written before RefineSettings.negative_core existed replays with every
     stroke pixel a hard constraint, one written before drop_crossed without removing
-    crossed pieces (as they were made); newer files keep what they say."""
+    crossed pieces, one written before positive_core with every positive stroke pixel
+    a hard constraint (as they were made); newer files keep what they say."""
     from dataclasses import asdict
 
     from napari_ipnet.refine import RefineSettings
 
     old = {"beta": 8.0, "prior_weight": 0.1, "stroke_radius": 0.08, "max_side": 160}
-    assert sf.recorded_refine(old) == RefineSettings(negative_core=False, drop_crossed=False)
+    assert sf.recorded_refine(old) == RefineSettings(negative_core=False, positive_core=False,
+                                                     drop_crossed=False)
     session10 = {**old, "negative_core": True}  # written before drop_crossed existed
-    assert sf.recorded_refine(session10) == RefineSettings(drop_crossed=False)
+    assert sf.recorded_refine(session10) == RefineSettings(positive_core=False, drop_crossed=False)
+    session11 = {**session10, "drop_crossed": True, "drop_depth": 0.75}
+    assert sf.recorded_refine(session11) == RefineSettings(positive_core=False)
     assert sf.recorded_refine(asdict(RefineSettings())) == RefineSettings()
-    assert RefineSettings().negative_core and RefineSettings().drop_crossed
+    assert RefineSettings().negative_core and RefineSettings().drop_crossed and RefineSettings().positive_core
     assert sf.recorded_refine(None) is None

@@ -1,4 +1,4 @@
-"""Online calibration of the propagation network, per object, in its first round.
+"""Online calibration of the propagation network, per object and round.
 
 On data unlike its training set (held-out videos, fluorescence microscopy) the
 propagation network is under-confident: from a near-perfect mask on the neighbouring
@@ -10,8 +10,11 @@ The annotated frame says by how much. When an object's first round is propagated
 the session runs the propagation network on the annotated frame itself, from the mask
 just made there (the user's strokes, refined), and finds the logit offset that makes
 the network's answer agree best with that mask. The offset is added to the network's
-logits on every frame that round reaches. Later rounds, where the network also sees
-the previous round's mask, get none. Nothing is learnt across sequences and nothing is
+logits on every frame that round reaches. A correction round (``Session``'s
+``calibrate_correction_rounds``) is fitted on its corrected frame the same way, with
+the object's mask there before the correction as the network's previous-round input,
+as on the round's other frames: without it, one step from a frame the correction made
+right lost 0.1-0.4 J on small cells. Nothing is learnt across sequences and nothing is
 tuned to a dataset: a model that is calibrated on the data (its training sequences)
 gets an offset near zero (measured: 0.05 on average over ten DAVIS training sequences).
 """

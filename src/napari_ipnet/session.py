@@ -101,6 +101,9 @@ class _ObjectState:
     positive: dict[int, np.ndarray] = field(default_factory=dict)  # this round's strokes
     negative: dict[int, np.ndarray] = field(default_factory=dict)
     confidence: dict[int, float] = field(default_factory=dict)  # per frame, see frame_confidence
+    # the open round's frame and the object's mask there before the round's first
+    # interaction (what the propagation sees as the previous round on other frames)
+    before: tuple[int, SoftMask | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,7 @@ class _ObjectSnapshot:
     positive: dict[int, np.ndarray]
     negative: dict[int, np.ndarray]
     confidence: dict[int, float]
+    before: tuple[int, SoftMask | None] | None
 
 
 @dataclass(frozen=True, eq=False)
@@ -272,9 +276,13 @@ class Session:
         sets its parameters; False keeps the network's output as it is; None (the
         default) takes :attr:`default_refine`.
     calibrate:
-        Calibrate the propagation of each object's first round on its annotated
-        frame (see :mod:`napari_ipnet.calibration`); None (the default) takes
+        Calibrate the propagation of each round on its annotated frame (see
+        :mod:`napari_ipnet.calibration`); None (the default) takes
         :attr:`calibrate_propagation` (on).
+    calibrate_corrections:
+        With ``calibrate``: calibrate the correction rounds too, each on its corrected
+        frame (False: only each object's first round, the rule before); None (the
+        default) takes :attr:`calibrate_correction_rounds` (on).
     memory:
         Propagation also reads the object's annotated frames and the frame it comes
         from, by image features (see :mod:`napari_ipnet.memory`): a
@@ -288,9 +296,15 @@ class Session:
     #: the refinement a session uses when ``refine`` is not given
     default_refine: RefineSettings | None = RefineSettings()
 
-    #: calibrate the propagation of each object's first round on its annotated frame
-    #: (see :mod:`napari_ipnet.calibration`): one more network pass per new object
+    #: calibrate the propagation of each round on its annotated frame (see
+    #: :mod:`napari_ipnet.calibration`): one more network pass per object and round
     calibrate_propagation: bool = True
+
+    #: with :attr:`calibrate_propagation`, calibrate correction rounds too: on the
+    #: corrected frame, from the object's new label there and, as the previous round's
+    #: mask, its mask there before the correction (what the network sees on the other
+    #: frames of such a round)
+    calibrate_correction_rounds: bool = True
 
     #: the memory readout a session uses when ``memory`` is not given
     default_memory: MemorySettings | None = MemorySettings()
@@ -303,6 +317,7 @@ class Session:
         refine: bool | RefineSettings | None = None,
         calibrate: bool | None = None,
         memory: bool | MemorySettings | None = None,
+        calibrate_corrections: bool | None = None,
     ) -> None:
         self.frames = frames if isinstance(frames, FrameSource) else FrameSource(frames)
         self.model = model.eval()
@@ -310,6 +325,8 @@ class Session:
         self.refine: RefineSettings | None = _settings("refine", refine, self.default_refine, RefineSettings)
         if calibrate is not None:
             self.calibrate_propagation = bool(calibrate)
+        if calibrate_corrections is not None:
+            self.calibrate_correction_rounds = bool(calibrate_corrections)
         self.memory: MemorySettings | None = _settings("memory", memory, self.default_memory, MemorySettings)
         self._objects: dict[int, _ObjectState] = {}
         self._round_frame: int | None = None  # frame interacted on in the open round
@@ -600,6 +617,8 @@ class Session:
             state = self._objects[k]
             pos, neg = state.positive[frame], state.negative[frame]
             soft = state.masks.get(frame)
+            if state.before is None or state.before[0] != frame:
+                state.before = (frame, soft)
             evidence = union_bounds([soft.bounds() if soft is not None else None, map_bounds([pos])])
             box = object_box_from_bounds(evidence, h, w, lambda: map_bounds([neg | (count > pos)]))
             sl, prev = self._region_of(frame, k, box)
@@ -729,30 +748,41 @@ class Session:
         )
 
     def _calibration(self, net, t: int, ids: list[int], fused: dict) -> dict[int, float]:
-        """The logit offset of each object in its first round (:func:`~napari_ipnet.calibration.fit_logit_bias`).
+        """The logit offset of each object for this round (:func:`~napari_ipnet.calibration.fit_logit_bias`).
 
-        The propagation network runs on the annotated frame ``t`` itself, from the
-        object's label there and no previous-round mask (as on the other frames of a
-        first round); the offset that best turns its answer into that label is used
-        on every frame the round reaches. Objects in a later round get none: there the
-        network also sees the previous round's mask and needs no help (measured on
-        the held-out DAVIS sequences, J@8: 0.766 without an offset after round 1,
-        0.761 keeping the first round's, 0.753-0.770 refitting one every round, which
-        on CHO along z fell to J@3 0.78 from 0.87).
+        The propagation network runs on the annotated frame ``t`` itself, with the
+        object's label there as the neighbouring frame's mask, and as the previous
+        round's mask what it sees on the other frames of the round: nothing in the
+        object's first round; in a correction round (with
+        :attr:`calibrate_correction_rounds`), the object's mask on ``t`` before the
+        correction. The offset that best turns its answer into that label is used on
+        every frame the round reaches.
+
+        Without :attr:`calibrate_correction_rounds`, objects in a later round get none
+        (this was the rule until it was measured: from a corrected frame that the
+        correction made right, one step of an uncalibrated network lost 0.1-0.4 J on
+        small cells).
         """
         h, w = self.frames.height, self.frames.width
-        first = [k for k in ids if not self._objects[k].annotated and t in self._objects[k].masks]
-        if not first:
+        todo = [
+            k for k in ids
+            if t in self._objects[k].masks and (not self._objects[k].annotated or self.calibrate_correction_rounds)
+        ]
+        if not todo:
             return {}
         labels = self.label_frame(t)
         jobs = []
-        for k in first:
-            box = object_box_from_bounds(self._objects[k].masks[t].bounds(), h, w)
+        for k in todo:
+            state = self._objects[k]
+            box = object_box_from_bounds(state.masks[t].bounds(), h, w)
             y0, x0, y1, x1 = box.clip_int(h, w)
             own = (labels[y0:y1, x0:x1] == k).astype(np.float32)
-            jobs.append(([np.zeros_like(own), own], box))
+            previous = np.zeros_like(own)
+            if state.annotated and state.before is not None and state.before[0] == t and state.before[1] is not None:
+                previous = state.before[1].region(y0, x0, y1, x1)
+            jobs.append(([previous, own], box))
         bias = {}
-        for k, ((cy, cx), crop, _) in zip(first, self._run(net, t, jobs, [torch.cat([fused[k] for k in first])])):
+        for k, ((cy, cx), crop, _) in zip(todo, self._run(net, t, jobs, [torch.cat([fused[k] for k in todo])])):
             target = labels[cy : cy + crop.shape[0], cx : cx + crop.shape[1]] == k
             bias[k] = fit_logit_bias(crop, target)
         return bias
@@ -941,6 +971,7 @@ class Session:
             elif state.reference is not None:
                 state.fused_reference = self._fused_reference(state)
             state.reference = None
+            state.before = None
             state.annotated.add(t)
             state.positive.clear()
             state.negative.clear()
@@ -1001,6 +1032,7 @@ class Session:
                 positive=dict(s.positive),
                 negative=dict(s.negative),
                 confidence=dict(s.confidence),
+                before=s.before,
             )
             for k, s in self._objects.items()
         }
@@ -1049,6 +1081,7 @@ class Session:
                 positive=dict(o.positive),
                 negative=dict(o.negative),
                 confidence=dict(o.confidence),
+                before=o.before,
             )
             for k, o in snapshot._objects.items()
         }

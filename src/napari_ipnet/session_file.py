@@ -118,6 +118,7 @@ def log_entry(session, call: str, args: Mapping[str, Any]) -> dict:
     if call == "propagate":
         entry["objects_may_end"] = bool(session.objects_may_end)
         entry["calibrate"] = bool(session.calibrate_propagation)
+        entry["calibrate_corrections"] = bool(session.calibrate_correction_rounds)
         entry["memory"] = None if session.memory is None else asdict(session.memory)
         entry["frames"] = ()
         entry["ended"] = "running"
@@ -195,6 +196,7 @@ def _replay_propagation(session, e: dict, i: int) -> None:
 
     session.objects_may_end = bool(e["objects_may_end"])
     session.calibrate_propagation = bool(e.get("calibrate", False))  # files from before it: off
+    session.calibrate_correction_rounds = bool(e.get("calibrate_corrections", False))  # likewise
     session.memory = None if e.get("memory") is None else MemorySettings(**e["memory"])  # likewise
     want = [int(f) for f in e["frames"]]
     ended = e["ended"]
@@ -344,14 +346,15 @@ def recorded_refine(settings: dict | None):
     """The :class:`~napari_ipnet.refine.RefineSettings` a file recorded (None: off).
 
     A field the file does not have replays as it was before the field existed:
-    files written before ``negative_core`` constrained every stroke pixel, and
-    files written before ``drop_crossed`` never removed a crossed piece.
+    files written before ``negative_core`` (``positive_core``) constrained every
+    negative (positive) stroke pixel, and files written before ``drop_crossed`` never
+    removed a crossed piece.
     """
     from .refine import RefineSettings
 
     if settings is None:
         return None
-    return RefineSettings(**{"negative_core": False, "drop_crossed": False, **settings})
+    return RefineSettings(**{"negative_core": False, "positive_core": False, "drop_crossed": False, **settings})
 
 
 def memory_source(note: str = "") -> dict:
@@ -504,6 +507,7 @@ def session_save(session, *, source: Mapping | None = None, names: Mapping[int, 
             "refine": None if session.refine is None else asdict(session.refine),
             "batch_size": int(session.batch_size),
             "calibrate": bool(session.calibrate_propagation),
+            "calibrate_corrections": bool(session.calibrate_correction_rounds),
             "memory": None if session.memory is None else asdict(session.memory),
             "roi_rule_version": ROI_RULE_VERSION,
         },
@@ -759,6 +763,7 @@ def load_session(
     session.objects_may_end = bool(settings["objects_may_end"])
     session.refine = recorded_refine(settings.get("refine"))
     session.calibrate_propagation = bool(settings.get("calibrate", session.calibrate_propagation))
+    session.calibrate_correction_rounds = bool(settings.get("calibrate_corrections", False))
     session.memory = None if settings.get("memory") is None else MemorySettings(**settings["memory"])
     seconds = time.perf_counter() - t0
     labels = session.labels

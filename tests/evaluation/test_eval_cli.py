@@ -82,6 +82,7 @@ def test_cli_refine_switch_and_oracle(root, tmp_path):
     assert rc == 0
     s = json.loads(out.read_text())
     assert s["protocol"]["refine"] is False and s["protocol"]["calibrate"] is False
+    assert s["protocol"]["calibrate_corrections"] is False
     rounds = s["sequences"]["tiny"]["rounds"]
     assert all(r["frame_J_after"] is not None for r in rounds) and rounds[0]["frame_J_before"] == 0.0
     out, png = tmp_path / "o.json", tmp_path / "o.png"
@@ -90,7 +91,7 @@ def test_cli_refine_switch_and_oracle(root, tmp_path):
     assert rc == 0
     o = json.loads(out.read_text())
     assert o["protocol"]["mode"] == "oracle" and o["protocol"]["margin"] == 2 and o["protocol"]["refine"] is True
-    assert o["protocol"]["calibrate"] is True
+    assert o["protocol"]["calibrate"] is True and o["protocol"]["calibrate_corrections"] is True
     unit = o["oracle"]["tiny"]
     assert unit["frame"] == 2 and 0 <= unit["J_frame"] <= 1 and 0 <= unit["J_propagated"] <= 1
     assert png.stat().st_size > 1000
@@ -158,3 +159,25 @@ def test_package_exports_are_lazy_and_complete():
         assert callable(getattr(ev, name)), name
     with pytest.raises(AttributeError):
         ev.no_such_name  # noqa: B018
+
+
+def test_cli_calibrate_first_round_only(root, tmp_path, monkeypatch):
+    """``--calibrate first-round`` calibrates each object's first round and not the
+    corrections (the rule before they were calibrated)."""
+    from napari_ipnet.session import Session
+
+    made = []
+    init = Session.__init__
+
+    def spy(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(Session, "__init__", spy)
+    out = tmp_path / "f.json"
+    rc = cli.main(["evaluate", str(root), "--model", "random", "--device", "cpu", "--rounds", "1",
+                   "--calibrate", "first-round", "--no-f", "--out", str(out), "--quiet"])
+    assert rc == 0
+    p = json.loads(out.read_text())["protocol"]
+    assert p["calibrate"] is True and p["calibrate_corrections"] is False
+    assert made and all(s.calibrate_propagation and not s.calibrate_correction_rounds for s in made)

@@ -60,9 +60,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "first-round reference (off); default: what the model's config says")
     m.add_argument("--refine", choices=("on", "off"), default="on",
                    help="refine each interaction with the strokes as constraints (Session refine; default on)")
-    m.add_argument("--calibrate", choices=("on", "off"), default="on",
-                   help="calibrate the propagation on each round's annotated frame (Session calibrate; "
-                        "default on)")
+    m.add_argument("--calibrate", choices=("on", "first-round", "off"), default="on",
+                   help="calibrate the propagation on each round's annotated frame (on), on an object's "
+                        "first annotated frame only (first-round: the rule before correction rounds were "
+                        "calibrated), or not at all (Session calibrate and calibrate_corrections; default on)")
     m.add_argument("--memory", choices=("on", "off"), default="on",
                    help="propagation also reads each object's annotated frames and the frame it comes "
                         "from by image features (Session memory; default on)")
@@ -118,9 +119,10 @@ def _model_factory(args):
         model.config = dataclasses.replace(model.config, fuse_references=args.reference_fusion == "on")
     may_end = objects_may_end(args)
     refine = getattr(args, "refine", "on") == "on"
-    calibrate = getattr(args, "calibrate", "on") == "on"
+    calibrate = getattr(args, "calibrate", "on")
     memory = None if getattr(args, "memory", "on") == "on" else False  # None: the session's default
-    return (lambda frames: Session(frames, model, objects_may_end=may_end, refine=refine, calibrate=calibrate,
+    return (lambda frames: Session(frames, model, objects_may_end=may_end, refine=refine,
+                                   calibrate=calibrate != "off", calibrate_corrections=calibrate == "on",
                                    memory=memory)), model
 
 
@@ -178,7 +180,8 @@ def run(args) -> int:
             settings.update(model=str(getattr(model, "name", args.model)), device=str(model.device),
                             encoder=model.config.encoder, fuse_references=model.config.fuse_references,
                             objects_may_end=objects_may_end(args), refine=args.refine == "on",
-                            calibrate=args.calibrate == "on", memory=args.memory == "on",
+                            calibrate=args.calibrate != "off", calibrate_corrections=args.calibrate == "on",
+                            memory=args.memory == "on",
                             model_uses_objects_may_end=model.uses_objects_may_end)
             if args.threads:
                 settings["threads"] = int(args.threads)
