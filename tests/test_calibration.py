@@ -145,3 +145,12 @@ def test_a_correction_round_is_calibrated_on_its_corrected_frame(stub_model):
     s2.restore(snap)
     list(s2.propagate())
     assert np.array_equal(np.asarray(s2.labels), labels)
+    # objects that may end (a z-stack): the correction round gets no offset, which,
+    # fitted where the object is, would keep it past the plane where it ends
+    s3 = Session(frames, model, calibrate=True, objects_may_end=True)
+    s3.interact(2, object_id=1, positive=pos)
+    list(s3.propagate())
+    model.propagation.calls.clear()
+    s3.interact(4, object_id=1, positive=moved)
+    done = list(s3.propagate())
+    assert len(model.propagation.calls) == len(done)
