@@ -337,3 +337,30 @@ def test_refine_settings_of_older_files_replay_as_recorded():
     assert sf.recorded_refine(asdict(RefineSettings())) == RefineSettings()
     assert RefineSettings().negative_core and RefineSettings().drop_crossed and RefineSettings().positive_core
     assert sf.recorded_refine(None) is None
+
+
+def test_files_from_before_calibrated_corrections_replay_without_them(tmp_path, stub_model, small_frames):
+    """A file whose header and propagations lack ``calibrate_corrections`` (written
+    before correction rounds were calibrated) replays and continues without it; a new
+    file keeps what it recorded."""
+    s, model, _ = _saved(tmp_path, stub_model, small_frames)
+    list(s.propagate())
+    path = s.save(tmp_path / "propagated.ipnet")
+    header = json.loads(zipfile.ZipFile(path).read("session.json"))
+    assert header["settings"]["calibrate_corrections"] is True
+    propagations = [e for e in header["log"] if e["call"] == "propagate"]
+    assert propagations and all(e["calibrate_corrections"] is True for e in propagations)
+    assert Session.load(path, small_frames, model).calibrate_correction_rounds is True
+    old = tmp_path / "old.ipnet"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(old, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename == "session.json":
+                h = json.loads(data)
+                h["settings"].pop("calibrate_corrections")
+                for e in h["log"]:
+                    e.pop("calibrate_corrections", None)
+                data = json.dumps(h).encode()
+            dst.writestr(item, data)
+    loaded = Session.load(old, small_frames, model)
+    assert loaded.calibrate_correction_rounds is False and loaded.replay_report.labels_match
