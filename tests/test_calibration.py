@@ -134,8 +134,8 @@ def test_a_correction_round_is_calibrated_on_its_corrected_frame(stub_model):
     assert not torch.equal(previous > 0.5, own > 0.5)  # the mask before the correction, not after
     labels = np.asarray(s.labels)
     assert (labels[5] == 1).sum() == (labels[4] == 1).sum()
-    # the mask before the correction is part of the undo state: restoring a snapshot
-    # taken after the interaction gives the same calibration
+    # the mask before the correction is part of the undo state: after restoring a
+    # snapshot taken after the interaction, the calibration gets it again
     s2 = Session(frames, model, calibrate=True)
     s2.interact(2, object_id=1, positive=pos)
     list(s2.propagate())
@@ -143,7 +143,9 @@ def test_a_correction_round_is_calibrated_on_its_corrected_frame(stub_model):
     snap = s2.snapshot()
     list(s2.propagate())
     s2.restore(snap)
+    model.propagation.calls.clear()
     list(s2.propagate())
+    assert torch.equal(model.propagation.calls[0]["maps"][0][0, 0], previous)
     assert np.array_equal(np.asarray(s2.labels), labels)
     # objects that may end (a z-stack): the correction round gets no offset, which,
     # fitted where the object is, would keep it past the plane where it ends
