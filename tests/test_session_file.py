@@ -168,6 +168,20 @@ def _saved(tmp_path, stub_model, small_frames, name="s.ipnet"):
     return s, model, s.save(tmp_path / name)
 
 
+def _with_header(path, out, edit):
+    """A copy of the session file ``path`` at ``out`` whose header went through ``edit``
+    (a function that changes the decoded session.json in place)."""
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(out, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename == "session.json":
+                header = json.loads(data)
+                edit(header)
+                data = json.dumps(header).encode()
+            dst.writestr(item, data)
+    return out
+
+
 def test_damaged_files_are_refused_clearly(tmp_path, stub_model, small_frames):
     _, model, path = _saved(tmp_path, stub_model, small_frames)
     data = path.read_bytes()
@@ -192,15 +206,7 @@ def test_damaged_files_are_refused_clearly(tmp_path, stub_model, small_frames):
 
 def test_newer_version_is_refused(tmp_path, stub_model, small_frames):
     _, model, path = _saved(tmp_path, stub_model, small_frames)
-    newer = tmp_path / "newer.ipnet"
-    with zipfile.ZipFile(path) as src, zipfile.ZipFile(newer, "w") as dst:
-        for item in src.infolist():
-            data = src.read(item)
-            if item.filename == "session.json":
-                header = json.loads(data)
-                header["version"] = sf.FORMAT_VERSION + 1
-                data = json.dumps(header).encode()
-            dst.writestr(item, data)
+    newer = _with_header(path, tmp_path / "newer.ipnet", lambda h: h.update(version=sf.FORMAT_VERSION + 1))
     with pytest.raises(sf.SessionVersionError, match=f"newer napari-ipnet.*version {sf.FORMAT_VERSION + 1}"):
         Session.load(newer, small_frames, model)
     assert sf.read_session(path).version == sf.FORMAT_VERSION  # the original reads
@@ -351,16 +357,12 @@ def test_files_from_before_calibrated_corrections_replay_without_them(tmp_path, 
     propagations = [e for e in header["log"] if e["call"] == "propagate"]
     assert propagations and all(e["calibrate_corrections"] is True for e in propagations)
     assert Session.load(path, small_frames, model).calibrate_correction_rounds is True
-    old = tmp_path / "old.ipnet"
-    with zipfile.ZipFile(path) as src, zipfile.ZipFile(old, "w") as dst:
-        for item in src.infolist():
-            data = src.read(item)
-            if item.filename == "session.json":
-                h = json.loads(data)
-                h["settings"].pop("calibrate_corrections")
-                for e in h["log"]:
-                    e.pop("calibrate_corrections", None)
-                data = json.dumps(h).encode()
-            dst.writestr(item, data)
+
+    def before_the_field(h):
+        h["settings"].pop("calibrate_corrections")
+        for e in h["log"]:
+            e.pop("calibrate_corrections", None)
+
+    old = _with_header(path, tmp_path / "old.ipnet", before_the_field)
     loaded = Session.load(old, small_frames, model)
     assert loaded.calibrate_correction_rounds is False and loaded.replay_report.labels_match

@@ -98,6 +98,15 @@ def test_cli_refine_switch_and_oracle(root, tmp_path):
     assert cli.main(["evaluate", str(root), "--model", "random", "--oracle", "-1", "--quiet"]) == 2
 
 
+def _one_random_round(root, tmp_path, *options) -> dict:
+    """The ``protocol`` of one round of ``evaluate`` on ``root`` with random weights and ``options``."""
+    out = tmp_path / "one_round.json"
+    rc = cli.main(["evaluate", str(root), "--model", "random", "--device", "cpu", "--rounds", "1",
+                   *options, "--no-f", "--out", str(out), "--quiet"])
+    assert rc == 0
+    return json.loads(out.read_text())["protocol"]
+
+
 def test_objects_may_end_auto_is_on_along_z_of_a_tiff_stack(root, tmp_path):
     import argparse
 
@@ -110,11 +119,7 @@ def test_objects_may_end_auto_is_on_along_z_of_a_tiff_stack(root, tmp_path):
              ([str(root), "--objects-may-end", "on"], True)]
     for argv, expected in cases:
         assert eval_cli.objects_may_end(parser.parse_args(argv)) is expected, argv
-    out = tmp_path / "s.json"
-    rc = cli.main(["evaluate", str(root), "--model", "random", "--device", "cpu", "--rounds", "1",
-                   "--objects-may-end", "on", "--no-f", "--out", str(out), "--quiet"])
-    assert rc == 0
-    protocol = json.loads(out.read_text())["protocol"]
+    protocol = _one_random_round(root, tmp_path, "--objects-may-end", "on")
     assert protocol["objects_may_end"] is True and protocol["model_uses_objects_may_end"] is False
 
 
@@ -174,10 +179,6 @@ def test_cli_calibrate_first_round_only(root, tmp_path, monkeypatch):
         made.append(self)
 
     monkeypatch.setattr(Session, "__init__", spy)
-    out = tmp_path / "f.json"
-    rc = cli.main(["evaluate", str(root), "--model", "random", "--device", "cpu", "--rounds", "1",
-                   "--calibrate", "first-round", "--no-f", "--out", str(out), "--quiet"])
-    assert rc == 0
-    p = json.loads(out.read_text())["protocol"]
+    p = _one_random_round(root, tmp_path, "--calibrate", "first-round")
     assert p["calibrate"] is True and p["calibrate_corrections"] is False
     assert made and all(s.calibrate_propagation and not s.calibrate_correction_rounds for s in made)
